@@ -1,0 +1,3 @@
+from slmscope.cli import app
+
+app(prog_name="slmscope")

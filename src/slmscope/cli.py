@@ -1,0 +1,412 @@
+"""The command line: parses, calls, prints."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from slmscope import __version__
+from slmscope.analysis.summary import summarize
+from slmscope.home import home_dir
+from slmscope.models import BackendError, GenerationConfig, ModelCard, UnknownModel, resolve
+from slmscope.models.catalog import CATALOG, DEFAULT_MODEL, ServedSource
+from slmscope.models.pull import PullError, pull
+from slmscope.report.terminal import results_table
+from slmscope.runs.executor import RunTotals, execute
+from slmscope.runs.spec import RunSpec, plan
+from slmscope.runs.store import Store
+from slmscope.tasks import SUITE, TaskFileError, UnknownTaskSet, load_tasks, sample
+from slmscope.tasks.record import Task
+
+app = typer.Typer(
+    help="What a small language model is worth as base model, single agent or "
+    "multi-agent team: quality joined with cost, per sample.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="The model catalog and pulling weights.", no_args_is_help=True)
+tasks_app = typer.Typer(help="Task sets.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(tasks_app, name="tasks")
+console = Console()
+err_console = Console(stderr=True)
+
+# Errors a user can cause and fix: reported in one clear line, never as a traceback.
+USER_ERRORS = (
+    UnknownModel,
+    TaskFileError,
+    UnknownTaskSet,
+    PullError,
+    BackendError,
+    FileNotFoundError,
+    ValueError,
+)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    try:
+        yield
+    except USER_ERRORS as err:
+        notes = "".join(f" ({n})" for n in getattr(err, "__notes__", []))
+        err_console.print(f"[bold red]error:[/] {err}{notes}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _pull_progress() -> tuple[Progress, Callable[[str, int, int | None], None]]:
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def report(phase: str, done: int, total: int | None) -> None:
+        if phase not in tasks:
+            tasks[phase] = progress.add_task(phase, total=total)
+        progress.advance(tasks[phase], done)
+
+    return progress, report
+
+
+def ensure_model(card: ModelCard) -> None:
+    """Pull the card's weights if they are not here yet, with a progress bar."""
+    if isinstance(card.source, ServedSource) or card.is_installed():
+        return
+    size = f" ({card.size_bytes / 1e6:,.0f} MB)" if card.size_bytes else ""
+    err_console.print(f"pulling {card.id}{size} into {card.local_path}")
+    progress, report = _pull_progress()
+    with progress:
+        pull(card, progress=report)
+
+
+# --- models -----------------------------------------------------------------------------------
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """The catalog: offline models first, then the reference study's hub models."""
+    table = Table(title=f"Model catalog (weights under {home_dir() / 'models'})")
+    for col in ("id", "family", "params", "quant", "source", "offline", "installed"):
+        table.add_column(col)
+    for card in CATALOG.values():
+        table.add_row(
+            card.id,
+            card.family,
+            card.params_label,
+            card.quantization,
+            card.source.kind,
+            "yes" if card.offline else "",
+            "yes" if card.is_installed() else "",
+        )
+    console.print(table)
+
+
+@models_app.command("show")
+def models_show(model_id: str) -> None:
+    """Everything the catalog knows about one model."""
+    with user_errors():
+        card = resolve(model_id)
+    table = Table(show_header=False, title=card.id)
+    rows: list[tuple[str, Any]] = [
+        ("family", card.family),
+        ("parameters", card.params_label),
+        ("quantization", card.quantization),
+        ("chat template", card.chat_template),
+        ("license", card.license),
+        ("source", card.source),
+        ("sha256", card.sha256 or "-"),
+        ("size", f"{card.size_bytes:,} bytes" if card.size_bytes else "-"),
+        ("file", card.local_path),
+        ("installed", card.is_installed()),
+    ]
+    for key, value in rows:
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+@models_app.command("pull")
+def models_pull(
+    model_id: str,
+    force: bool = typer.Option(False, help="Fetch again even if the file is present."),
+) -> None:
+    """Fetch a model's weights into the cache and verify their SHA-256."""
+    with user_errors():
+        card = resolve(model_id)
+        if force or not card.is_installed():
+            progress, report = _pull_progress()
+            with progress:
+                path = pull(card, progress=report, force=force)
+        else:
+            path = card.local_path
+    console.print(f"[green]ok[/] {card.id}: {path}")
+
+
+# --- tasks ------------------------------------------------------------------------------------
+
+
+@tasks_app.command("list")
+def tasks_list() -> None:
+    """The built-in task sets."""
+    table = Table(title="Built-in task sets (use --tasks builtin for all)")
+    for col in ("name", "task type", "samples", "scorer"):
+        table.add_column(col)
+    for name, make in SUITE.items():
+        items = make()
+        table.add_row(name, items[0].task_type, str(len(items)), items[0].scorer)
+    console.print(table)
+
+
+# --- run --------------------------------------------------------------------------------------
+
+
+def _run(spec: RunSpec, out: Path) -> Path:
+    cards = {m: resolve(m, base_url=spec.base_url) for m in spec.models}
+    tasks: list[Task] = []
+    for ref in spec.tasks:
+        tasks.extend(load_tasks(ref))
+    tasks = sample(tasks, spec.limit, spec.seed)
+    for card in cards.values():
+        ensure_model(card)
+    store = Store(out)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("score {task.fields[score]:.2f}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+    )
+    bar: dict[str, Any] = {"sum": 0.0, "n": 0}
+    totals: list[RunTotals] = []
+
+    def on_start(t: RunTotals) -> None:
+        totals.append(t)
+        if t.skipped:
+            err_console.print(f"resuming: {t.skipped} of {t.planned} samples already in {out}",
+                              soft_wrap=True)
+        bar["id"] = progress.add_task("running", total=t.planned - t.skipped, score=0.0,
+                                      visible=t.planned > t.skipped)
+
+    def on_sample(row: dict[str, Any]) -> None:
+        bar["sum"] += row["score"]
+        bar["n"] += 1
+        progress.update(
+            bar["id"],
+            advance=1,
+            score=bar["sum"] / bar["n"],
+            description=f"{row['model']} {row['paradigm']} {row['dataset']}",
+        )
+
+    try:
+        with progress:
+            asyncio.run(execute(spec, cards, tasks, store, on_start=on_start, on_sample=on_sample))
+    except KeyboardInterrupt:
+        done = totals[0].done if totals else 0
+        err_console.print(
+            f"[yellow]interrupted[/]: {done} samples of this run are saved in "
+            f"{out}; run the same command again to resume."
+        )
+        raise typer.Exit(130) from None
+    except BackendError as err:
+        done = totals[0].done if totals else 0
+        err.add_note(
+            f"{done} samples of this run are saved in {out}; run the same command again to resume"
+        )
+        raise
+    keys = {c.key for c in plan(spec, tasks)}
+    rows = [r for r in store.results() if r["cell_key"] in keys]
+    store.close()
+    console.print(results_table(summarize(rows)))
+    return out
+
+
+def _default_out(name: str) -> Path:
+    return Path("runs") / name
+
+
+@app.command()
+def run(
+    model: list[str] = typer.Option(
+        ...,
+        "--model",
+        "-m",
+        help="Catalog id, .gguf path, "
+        "hf:OWNER/REPO/FILE.gguf, or a served model's name with "
+        "--base-url. Repeatable.",
+    ),
+    paradigm: list[str] = typer.Option(["base"], "--paradigm", "-p", help="Repeatable."),
+    tasks: list[str] = typer.Option(
+        ["builtin"],
+        "--tasks",
+        "-t",
+        help="'builtin', a built-in name, or a .jsonl file. Repeatable.",
+    ),
+    limit: int | None = typer.Option(None, help="At most this many samples per dataset."),
+    seed: int = typer.Option(0, help="Seed for sampling and generation."),
+    out: Path | None = typer.Option(
+        None, help="Run directory (default runs/<timestamp>). An existing one is resumed."
+    ),
+    max_tokens: int = typer.Option(256, help="New tokens per model call."),
+    temperature: float = typer.Option(0.0),
+    top_p: float = typer.Option(0.9),
+    n_ctx: int = typer.Option(4096, help="Context window for the embedded backend."),
+    threads: int | None = typer.Option(None, help="CPU threads (default: all cores)."),
+    base_url: str | None = typer.Option(
+        None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1"
+    ),
+) -> None:
+    """Run models x paradigms x task sets; every sample is stored as it finishes."""
+    spec = RunSpec(
+        models=tuple(model),
+        paradigms=tuple(paradigm),
+        tasks=tuple(tasks),
+        limit=limit,
+        seed=seed,
+        gen=GenerationConfig(
+            max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed
+        ),
+        n_ctx=n_ctx,
+        n_threads=threads or os.cpu_count(),
+        base_url=base_url,
+    )
+    target = out or _default_out(time.strftime("%Y%m%d-%H%M%S"))
+    with user_errors():
+        from slmscope.paradigms import get_paradigm
+
+        for name in spec.paradigms:
+            get_paradigm(name)
+        _run(spec, target)
+    console.print(f"results: {target / 'results.sqlite'}")
+
+
+@app.command()
+def quickstart(
+    model: str = typer.Option(DEFAULT_MODEL, help="The model to try."),
+    out: Path = typer.Option(
+        _default_out("quickstart"), help="Run directory (resumed if present)."
+    ),
+    limit: int | None = typer.Option(None, help="At most this many samples per dataset."),
+) -> None:
+    """The main job: pull the default model if missing, run the built-in suite, print the table."""
+    start = time.perf_counter()
+    spec = RunSpec(
+        models=(model,),
+        paradigms=("base",),
+        tasks=("builtin",),
+        limit=limit,
+        n_threads=os.cpu_count(),
+    )
+    with user_errors():
+        _run(spec, out)
+    console.print(
+        f"results: {out / 'results.sqlite'} (tables runs, results, steps; "
+        f"see README) in {time.perf_counter() - start:.1f} s"
+    )
+
+
+# --- doctor -----------------------------------------------------------------------------------
+
+
+def _check(name: str, fn: Callable[[], str]) -> tuple[str, str, str]:
+    try:
+        return name, "ok", fn()
+    except Exception as err:  # doctor reports every failure rather than stopping at one
+        return name, "missing", str(err)
+
+
+def _llama_cpp() -> str:
+    import llama_cpp
+
+    return f"llama-cpp-python {llama_cpp.__version__} (embedded backend)"
+
+
+def _nvml() -> str:
+    import pynvml
+
+    pynvml.nvmlInit()
+    count = pynvml.nvmlDeviceGetCount()
+    pynvml.nvmlShutdown()
+    return f"{count} GPU(s) visible to NVML"
+
+
+def _rapl() -> str:
+    zones = sorted(Path("/sys/class/powercap").glob("intel-rapl:*/energy_uj"))
+    if not zones:
+        raise FileNotFoundError("no /sys/class/powercap/intel-rapl zones")
+    readable = [z for z in zones if os.access(z, os.R_OK)]
+    if not readable:
+        raise PermissionError(f"{len(zones)} RAPL zones, none readable")
+    return f"{len(readable)} readable RAPL zones"
+
+
+def _server_extra() -> str:
+    import llama_cpp.server  # noqa: F401
+
+    return "llama-cpp-python[server] importable (OpenAI-compatible test server)"
+
+
+@app.command()
+def doctor() -> None:
+    """What is installed, and which backends and meters work on this machine."""
+    from slmscope.metering.machine import fingerprint
+
+    machine = fingerprint()
+    console.print(
+        f"slmscope {__version__}, Python {sys.version.split()[0]}, "
+        f"{machine['cpu']} x{machine['cores']}, {machine['ram_gib']} GiB RAM"
+    )
+    console.print(f"home: {home_dir()} (set SLMSCOPE_HOME to move it)")
+    table = Table(title="Backends and meters")
+    for col in ("part", "status", "detail"):
+        table.add_column(col)
+    checks = [
+        _check("backend llamacpp", _llama_cpp),
+        _check(
+            "backend openai",
+            lambda: "httpx client; point --base-url at any OpenAI-compatible server",
+        ),
+        _check("server extra", _server_extra),
+        _check("meter nvml", _nvml),
+        _check("meter rapl", _rapl),
+        _check("meter estimate", lambda: "not yet: energy is recorded as unavailable"),
+        _check("gpu", lambda: ", ".join(machine["gpus"]) or "none"),  # type: ignore[arg-type]
+        _check("chromium", lambda: shutil.which("chromium") or "not on PATH"),
+    ]
+    for name, status, detail in checks:
+        table.add_row(
+            name, f"[green]{status}[/]" if status == "ok" else f"[yellow]{status}[/]", detail
+        )
+    console.print(table)
+    installed = [c.id for c in CATALOG.values() if c.is_installed()]
+    console.print(f"models installed: {', '.join(installed) or 'none'}")
+
+
+def main() -> None:  # pragma: no cover
+    app()

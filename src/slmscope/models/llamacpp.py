@@ -1,0 +1,175 @@
+"""The embedded backend: llama-cpp-python in this process, no server needed.
+
+One model is loaded per process and reused across calls (a request for another model unloads
+the first). Calls run on one worker thread, off the event loop, one at a time: llama.cpp's
+context is not thread-safe, and keeping one context keeps its prompt-prefix reuse working.
+
+Token counts are llama-cpp-python's own. Time to first token is stamped when the first token
+is about to be sampled (the prompt has been evaluated by then); cached prompt tokens are the
+prompt tokens that were not sent to `eval` before that moment, i.e. served from the KV prefix
+kept from the previous call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from slmscope.metering.usage import Timings, Usage
+from slmscope.models.base import (
+    BackendError,
+    BackendUnavailable,
+    BadResponse,
+    Completion,
+    ContextOverflow,
+    Message,
+)
+
+_LOADED: dict[str, Any] = {}  # "path|n_ctx|n_threads" -> Llama; at most one entry
+_LOAD_LOCK = threading.Lock()
+_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slmscope-llamacpp")
+
+
+def load_llama(path: Path, *, n_ctx: int, n_threads: int | None) -> Any:
+    """The process's one loaded model for these settings (loading it, unloading any other)."""
+    key = f"{path.resolve()}|{n_ctx}|{n_threads}"
+    with _LOAD_LOCK:
+        if key in _LOADED:
+            return _LOADED[key]
+        for old in _LOADED.values():
+            old.close()
+        _LOADED.clear()
+        try:
+            from llama_cpp import Llama
+        except ImportError as err:
+            raise BackendUnavailable(
+                "llama-cpp-python is not installed (pip install llama-cpp-python)", where="llamacpp"
+            ) from err
+        if not path.is_file():
+            raise BackendUnavailable(f"model file {path} does not exist", where="llamacpp")
+        try:
+            llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+        except (ValueError, RuntimeError) as err:
+            raise BackendUnavailable(f"cannot load {path}: {err}", where="llamacpp") from err
+        _LOADED[key] = llm
+        return llm
+
+
+class LlamaCppBackend:
+    """Chat completions from a GGUF file through llama-cpp-python, in this process."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.path = path
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self.name = name or f"llamacpp:{path.stem}"
+
+    async def load(self) -> None:
+        """Load the model now (otherwise the first call does), off the event loop."""
+        await asyncio.get_running_loop().run_in_executor(_WORKER, self._llm)
+
+    def _llm(self) -> Any:
+        return load_llama(self.path, n_ctx=self.n_ctx, n_threads=self.n_threads)
+
+    async def aclose(self) -> None:
+        return None  # the loaded model stays for the next backend of the same file
+
+    async def chat(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        top_p: float,
+        stop: Sequence[str] | None = None,
+        seed: int | None = None,
+    ) -> Completion:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            _WORKER,
+            self._chat_blocking,
+            list(messages),
+            max_tokens,
+            temperature,
+            top_p,
+            list(stop) if stop else None,
+            seed,
+        )
+
+    def _chat_blocking(
+        self,
+        messages: list[Message],
+        max_tokens: int,
+        temperature: float,
+        top_p: float,
+        stop: list[str] | None,
+        seed: int | None,
+    ) -> Completion:
+        llm = self._llm()
+        first: list[tuple[float, int]] = []
+        evaluated = [0]
+        real_eval = llm.eval
+
+        def counting_eval(tokens: Sequence[int]) -> None:
+            evaluated[0] += len(tokens)
+            real_eval(tokens)
+
+        def stamp(input_ids: Any, scores: Any) -> Any:
+            if not first:
+                first.append((time.perf_counter(), evaluated[0]))
+            return scores
+
+        llm.eval = counting_eval  # shadows the method on this instance for this call only
+        start = time.perf_counter()
+        try:
+            out = llm.create_chat_completion(
+                messages=messages,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                top_p=top_p,
+                stop=stop,
+                seed=seed,
+                logits_processor=[stamp],
+            )
+        except ValueError as err:
+            if "exceed context window" in str(err):
+                raise ContextOverflow(str(err), where=self.name) from err
+            raise BackendError(str(err), where=self.name) from err
+        except RuntimeError as err:
+            raise BackendError(f"llama.cpp failed: {err}", where=self.name) from err
+        finally:
+            del llm.eval
+        end = time.perf_counter()
+        try:
+            choice = out["choices"][0]
+            text = choice["message"]["content"] or ""
+            raw = dict(out["usage"])
+        except (KeyError, IndexError, TypeError) as err:
+            raise BadResponse(f"unexpected completion {out!r:.200}", where=self.name) from err
+        prompt, completion = int(raw["prompt_tokens"]), int(raw["completion_tokens"])
+        prompt_evaluated = first[0][1] if first else prompt
+        usage = Usage(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            cached_tokens=max(0, prompt - prompt_evaluated),
+        )
+        timings = Timings.measure(start, first[0][0] if first else None, end, completion)
+        return Completion(
+            text=text,
+            usage=usage,
+            timings=timings,
+            finish_reason=choice.get("finish_reason"),
+            raw_usage=raw,
+        )

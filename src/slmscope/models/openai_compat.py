@@ -1,0 +1,212 @@
+"""Any OpenAI-compatible chat server: vLLM, llama.cpp's llama-server, Ollama, SGLang, TGI.
+
+Streams by default so that time to first token is measured on the client. Token counts are the
+server's own (`stream_options.include_usage`); where a server sends none, slmscope counts the
+streamed chunks itself (one chunk per token, as these servers stream) and estimates the prompt
+at four characters a token, and the Usage says so with `source="counted"`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from slmscope.metering.usage import Timings, Usage
+from slmscope.models.base import (
+    BackendError,
+    BackendTimeout,
+    BackendUnavailable,
+    BadResponse,
+    Completion,
+    ContextOverflow,
+    Message,
+)
+from slmscope.models.retry import RetryPolicy, with_retries
+
+_OVERFLOW_HINTS = (
+    "context length",
+    "context window",
+    "context_length",
+    "maximum context",
+    "too many tokens",
+    "exceeds the context",
+    "exceed context",
+)
+
+
+class OpenAIBackend:
+    """Chat completions from an OpenAI-compatible server at `base_url` (ending in /v1)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        stream: bool = True,
+        timeout_s: float = 300.0,
+        connect_timeout_s: float = 5.0,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.name = f"openai:{model}@{self.base_url}"
+        self.stream = stream
+        self.retry = retry or RetryPolicy()
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
+        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+
+    @property
+    def _client(self) -> httpx.AsyncClient:
+        """One connection pool per event loop (a pool cannot outlive the loop it was made on)."""
+        loop = asyncio.get_running_loop()
+        if loop not in self._clients:
+            for old in [lp for lp in self._clients if lp.is_closed()]:
+                del self._clients[old]
+            self._clients[loop] = httpx.AsyncClient(headers=self._headers, timeout=self._timeout)
+        return self._clients[loop]
+
+    async def aclose(self) -> None:
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
+    async def chat(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        top_p: float,
+        stop: Sequence[str] | None = None,
+        seed: int | None = None,
+    ) -> Completion:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": list(messages),
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "top_p": top_p,
+            "stream": self.stream,
+        }
+        if stop:
+            body["stop"] = list(stop)
+        if seed is not None:
+            body["seed"] = seed
+        if self.stream:
+            body["stream_options"] = {"include_usage": True}
+        call = self._streamed if self.stream else self._plain
+        return await with_retries(lambda: call(body), self.retry)
+
+    async def _plain(self, body: dict[str, Any]) -> Completion:
+        start = time.perf_counter()
+        try:
+            resp = await self._client.post(f"{self.base_url}/chat/completions", json=body)
+        except httpx.HTTPError as err:
+            raise self._transport_error(err) from err
+        end = time.perf_counter()
+        self._raise_for_status(resp.status_code, resp.text)
+        try:
+            data = resp.json()
+            choice = data["choices"][0]
+            text = choice["message"].get("content") or ""
+        except (ValueError, KeyError, IndexError, TypeError) as err:
+            raise BadResponse(f"unexpected reply: {resp.text[:200]!r}", where=self.name) from err
+        raw = data.get("usage") or {}
+        usage = self._usage(raw, body, text, chunks=None)
+        return Completion(
+            text=text,
+            usage=usage,
+            timings=Timings(latency_s=end - start, ttft_s=None, decode_tps=None),
+            finish_reason=choice.get("finish_reason"),
+            raw_usage=raw,
+        )
+
+    async def _streamed(self, body: dict[str, Any]) -> Completion:
+        start = time.perf_counter()
+        first: float | None = None
+        parts: list[str] = []
+        chunks = 0
+        raw: dict[str, Any] = {}
+        finish: str | None = None
+        try:
+            async with self._client.stream(
+                "POST", f"{self.base_url}/chat/completions", json=body
+            ) as resp:
+                if resp.status_code >= 400:
+                    await resp.aread()
+                    self._raise_for_status(resp.status_code, resp.text)
+                async for line in resp.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    payload = line[5:].strip()
+                    if payload == "[DONE]":
+                        break
+                    try:
+                        event = json.loads(payload)
+                    except ValueError as err:
+                        raise BadResponse(
+                            f"bad stream event {payload[:200]!r}", where=self.name
+                        ) from err
+                    if event.get("usage"):
+                        raw = event["usage"]
+                    for choice in event.get("choices") or []:
+                        content = (choice.get("delta") or {}).get("content")
+                        if content:
+                            first = first or time.perf_counter()
+                            parts.append(content)
+                            chunks += 1
+                        finish = choice.get("finish_reason") or finish
+        except httpx.HTTPError as err:
+            raise self._transport_error(err) from err
+        end = time.perf_counter()
+        text = "".join(parts)
+        usage = self._usage(raw, body, text, chunks=chunks)
+        return Completion(
+            text=text,
+            usage=usage,
+            timings=Timings.measure(start, first, end, usage.completion_tokens),
+            finish_reason=finish,
+            raw_usage=raw,
+        )
+
+    @staticmethod
+    def _usage(raw: dict[str, Any], body: dict[str, Any], text: str, chunks: int | None) -> Usage:
+        if raw.get("prompt_tokens") is not None and raw.get("completion_tokens") is not None:
+            details = raw.get("prompt_tokens_details") or {}
+            return Usage(
+                prompt_tokens=int(raw["prompt_tokens"]),
+                completion_tokens=int(raw["completion_tokens"]),
+                cached_tokens=int(details.get("cached_tokens") or 0),
+                source="backend",
+            )
+        prompt_chars = sum(len(m["content"]) for m in body["messages"])
+        completion = chunks if chunks is not None else max(1, len(text) // 4) if text else 0
+        return Usage(
+            prompt_tokens=max(1, prompt_chars // 4), completion_tokens=completion, source="counted"
+        )
+
+    def _transport_error(self, err: httpx.HTTPError) -> BackendError:
+        if isinstance(err, httpx.TimeoutException) and not isinstance(err, httpx.ConnectTimeout):
+            return BackendTimeout(f"no complete reply in time ({err!r})", where=self.name)
+        return BackendUnavailable(
+            f"cannot reach the server ({type(err).__name__}: {err})", where=self.name
+        )
+
+    def _raise_for_status(self, status: int, text: str) -> None:
+        if status < 400:
+            return
+        snippet = text[:300]
+        if any(hint in text.lower() for hint in _OVERFLOW_HINTS):
+            raise ContextOverflow(f"HTTP {status}: {snippet}", where=self.name)
+        if status in (408, 429) or status >= 500:
+            raise BackendUnavailable(f"HTTP {status}: {snippet}", where=self.name)
+        if status in (401, 403):
+            raise BackendError(f"HTTP {status}: check the API key ({snippet})", where=self.name)
+        raise BadResponse(f"HTTP {status}: {snippet}", where=self.name)

@@ -1,0 +1,198 @@
+"""Scorers (answer, task) -> score in [0, 1], and the task-type-aware answer extraction."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from slmscope.tasks.record import Task
+
+# --- labels -----------------------------------------------------------------------------------
+
+
+def normalize_label(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+
+def match_label(text: str, choices: tuple[str, ...]) -> str | None:
+    """The choice a reply names: an exact (normalized) match, else the first choice mentioned."""
+    norm = normalize_label(text)
+    by_norm = {normalize_label(c): c for c in choices}
+    if norm in by_norm:
+        return by_norm[norm]
+    hits = []
+    for key, choice in by_norm.items():
+        found = re.search(rf"\b{re.escape(key)}\b", norm)
+        if found:
+            hits.append((found.start(), choice))
+    return min(hits)[1] if hits else None
+
+
+def label_accuracy(answer: str, task: Task) -> float:
+    chosen = match_label(answer, task.choices) if task.choices else answer
+    return float(chosen is not None and normalize_label(chosen) == normalize_label(task.gold))
+
+
+# --- numbers ----------------------------------------------------------------------------------
+
+_NUMBER = re.compile(
+    r"(?P<neg>-|\u2212|\()?\s*[$€£¥]?\s*(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
+    r"\s*(?P<pct>%|percent\b)?\s*(?P<scale>thousand|million|billion|trillion|[kmb]n?\b)?",
+    re.IGNORECASE,
+)
+_SCALES = {
+    "thousand": 1e3,
+    "k": 1e3,
+    "million": 1e6,
+    "m": 1e6,
+    "mn": 1e6,
+    "billion": 1e9,
+    "b": 1e9,
+    "bn": 1e9,
+    "trillion": 1e12,
+}
+
+
+@dataclass(frozen=True)
+class Number:
+    value: float
+    percent: bool
+    text: str
+
+
+def parse_numbers(text: str) -> list[Number]:
+    """Every number in the text, with currency and commas stripped and scale words applied."""
+    found = []
+    for m in _NUMBER.finditer(text):
+        value = float(m["num"].replace(",", ""))
+        if m["neg"]:
+            value = -value
+        if m["scale"]:
+            value *= _SCALES[m["scale"].lower()]
+        found.append(Number(value, bool(m["pct"]), m.group(0).strip()))
+    return found
+
+
+def _close(a: float, b: float, rel_tol: float) -> bool:
+    return math.isclose(a, b, rel_tol=rel_tol, abs_tol=1e-9)
+
+
+def numeric_match(answer: str, task: Task, rel_tol: float = 0.01) -> float:
+    """1 when the answer's number equals the gold within `rel_tol`; percent and fraction agree."""
+    gold_norm = normalize_label(task.gold)
+    if gold_norm in ("yes", "no"):
+        return float(normalize_label(answer).split(" ")[:1] == [gold_norm])
+    golds, answers = parse_numbers(task.gold), parse_numbers(answer)
+    if not golds or not answers:
+        return 0.0
+    gold, got = golds[0], answers[-1]
+    candidates = [got.value]
+    if got.percent or gold.percent or "%" in task.prompt or "percent" in task.prompt.lower():
+        candidates += [got.value * 100, got.value / 100]
+    return float(any(_close(c, gold.value, rel_tol) for c in candidates))
+
+
+# --- entities ---------------------------------------------------------------------------------
+
+_ENTITY_LINE = re.compile(
+    r"^\s*(?:[-*•]|\d+[.)])?\s*(?P<name>.+?)\s*[,:]\s*(?P<type>[A-Za-z]+)\s*$"
+)
+ENTITY_TYPES = ("PER", "ORG", "LOC")
+
+
+def parse_entities(text: str) -> Counter[tuple[str, str]]:
+    """`entity, TYPE` lines as a multiset of (normalized entity, type)."""
+    found: Counter[tuple[str, str]] = Counter()
+    for line in text.splitlines():
+        m = _ENTITY_LINE.match(line)
+        if m and m["type"].upper() in ENTITY_TYPES:
+            found[(normalize_label(m["name"]), m["type"].upper())] += 1
+    return found
+
+
+def entity_f1(answer: str, task: Task) -> float:
+    """Entity-level F1: entity text and type must both match; order-free, duplicates counted."""
+    got, gold = parse_entities(answer), parse_entities(task.gold)
+    if not gold:
+        return float(not got)
+    overlap = sum((got & gold).values())
+    if overlap == 0:
+        return 0.0
+    precision, recall = overlap / sum(got.values()), overlap / sum(gold.values())
+    return 2 * precision * recall / (precision + recall)
+
+
+# --- summaries --------------------------------------------------------------------------------
+
+
+def rouge_l(answer: str, task: Task) -> float:
+    """ROUGE-L F1 over lower-cased word tokens (longest common subsequence)."""
+    a, g = normalize_label(answer).split(), normalize_label(task.gold).split()
+    if not a or not g:
+        return 0.0
+    prev = [0] * (len(g) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(g, 1):
+            cur.append(prev[j - 1] + 1 if x == y else max(prev[j], cur[j - 1]))
+        prev = cur
+    lcs = prev[-1]
+    if lcs == 0:
+        return 0.0
+    precision, recall = lcs / len(a), lcs / len(g)
+    return 2 * precision * recall / (precision + recall)
+
+
+Scorer = Callable[[str, Task], float]
+SCORERS: dict[str, Scorer] = {
+    "label_accuracy": label_accuracy,
+    "numeric_match": numeric_match,
+    "entity_f1": entity_f1,
+    "rouge_l": rouge_l,
+}
+DEFAULT_SCORER: dict[str, str] = {
+    "sentiment": "label_accuracy",
+    "classification": "label_accuracy",
+    "ner": "entity_f1",
+    "qa": "numeric_match",
+    "stock_movement": "label_accuracy",
+    "credit_scoring": "label_accuracy",
+    "bankruptcy": "label_accuracy",
+    "summarization": "rouge_l",
+}
+
+
+def score(task: Task, answer: str | None) -> float:
+    """The task's score for an extracted answer; no answer scores 0."""
+    if answer is None:
+        return 0.0
+    return SCORERS[task.scorer](answer, task)
+
+
+# --- extraction -------------------------------------------------------------------------------
+
+
+def extract_answer(task: Task, text: str) -> str | None:
+    """The answer a reply gives, by task type; None when the reply holds none."""
+    text = text.strip()
+    if not text:
+        return None
+    if task.choices:
+        return match_label(text, task.choices)
+    if task.task_type == "ner":
+        lines = [
+            ln.strip()
+            for ln in text.splitlines()
+            if _ENTITY_LINE.match(ln) and _ENTITY_LINE.match(ln)["type"].upper() in ENTITY_TYPES
+        ]  # type: ignore[index]
+        return "\n".join(lines) or None
+    if task.task_type == "qa":
+        if normalize_label(task.gold) in ("yes", "no"):
+            m = re.search(r"\b(yes|no)\b", text.lower())
+            return m.group(1) if m else None
+        numbers = parse_numbers(text)
+        return numbers[-1].text if numbers else None
+    return text

@@ -1,0 +1,91 @@
+"""Shared fixtures: the real SmolLM2-135M model and a real llama-cpp-python server on loopback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import httpx
+import pytest
+
+from slmscope.metering.usage import Timings, Usage
+from slmscope.models.base import BackendError, Completion, Message
+from slmscope.models.catalog import CATALOG
+from slmscope.models.pull import pull
+
+SMOL = "smollm2-135m-instruct"
+SHARED_FINBEN = Path(__file__).resolve().parents[2] / "shared" / "finben"
+
+
+@pytest.fixture(scope="session")
+def smol_path() -> Path:
+    """The real SmolLM2-135M GGUF, pulled into the slmscope cache on first use."""
+    return pull(CATALOG[SMOL])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def llama_server(smol_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """llama-cpp-python's OpenAI-compatible server on 127.0.0.1; yields its /v1 base URL."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(smol_path),
+             "--model_alias", SMOL, "--host", "127.0.0.1", "--port", str(port),
+             "--n_ctx", "2048", "--n_threads", str(os.cpu_count() or 2)],
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"llama_cpp.server exited: {log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{base}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"llama_cpp.server did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+class ScriptedBackend:
+    """Replies from a script, for deterministic control-flow tests (never the only test)."""
+
+    def __init__(self, replies: Sequence[str | BackendError], name: str = "scripted") -> None:
+        self.replies = list(replies)
+        self.name = name
+        self.calls: list[list[Message]] = []
+
+    async def chat(self, messages: Sequence[Message], *, max_tokens: int, temperature: float,
+                   top_p: float, stop: Sequence[str] | None = None,
+                   seed: int | None = None) -> Completion:
+        self.calls.append(list(messages))
+        reply = self.replies.pop(0)
+        if isinstance(reply, BackendError):
+            raise reply
+        return Completion(text=reply, usage=Usage(prompt_tokens=10, completion_tokens=5),
+                          timings=Timings(latency_s=0.01, ttft_s=0.005, decode_tps=100.0))
+
+    async def aclose(self) -> None:
+        return None

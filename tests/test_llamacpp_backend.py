@@ -1,0 +1,69 @@
+"""The embedded llama.cpp backend on the real SmolLM2-135M model."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from slmscope.models.base import ContextOverflow, Message
+from slmscope.models.llamacpp import LlamaCppBackend
+
+SYSTEM = ("You are a helpful assistant who explains financial terms to new investors "
+          "in one short, plain sentence.")
+
+
+def ask(question: str) -> list[Message]:
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
+
+
+def test_chat_usage_timings_and_prefix_reuse(smol_path: Path) -> None:
+    backend = LlamaCppBackend(smol_path, n_ctx=2048, n_threads=2)
+
+    async def go() -> tuple:  # type: ignore[type-arg]
+        a = await backend.chat(ask("What is a bond?"), max_tokens=24, temperature=0.0, top_p=0.9,
+                               seed=0)
+        b = await backend.chat(ask("What is a dividend?"), max_tokens=24, temperature=0.0,
+                               top_p=0.9, seed=0)
+        return a, b
+
+    first, second = asyncio.run(go())
+    for reply in (first, second):
+        assert reply.text.strip()
+        assert reply.usage.prompt_tokens > 20
+        assert 0 < reply.usage.completion_tokens <= 24
+        assert reply.usage.source == "backend"
+        assert reply.raw_usage["prompt_tokens"] == reply.usage.prompt_tokens
+        assert reply.timings.latency_s > 0
+        assert reply.timings.ttft_s is not None
+        assert 0 < reply.timings.ttft_s < reply.timings.latency_s
+    # The shared system prompt is served from the KV prefix the first call left behind.
+    assert second.usage.cached_tokens >= 20
+    assert second.usage.cached_tokens < second.usage.prompt_tokens
+
+
+def test_cold_call_reports_no_cached_tokens(smol_path: Path) -> None:
+    backend = LlamaCppBackend(smol_path, n_ctx=1024, n_threads=2)  # a fresh context
+    reply = asyncio.run(backend.chat(ask("What is equity?"), max_tokens=8, temperature=0.0,
+                                     top_p=0.9, seed=0))
+    assert reply.usage.cached_tokens == 0
+
+
+def test_greedy_is_deterministic(smol_path: Path) -> None:
+    backend = LlamaCppBackend(smol_path, n_ctx=2048, n_threads=2)
+    prompts = [ask("What is inflation?"), ask("What is a share buyback?"), ask("What is inflation?")]
+
+    async def go() -> list[str]:
+        return [(await backend.chat(p, max_tokens=16, temperature=0.0, top_p=0.9, seed=0)).text
+                for p in prompts]
+
+    texts = asyncio.run(go())
+    assert texts[0] == texts[2]
+
+
+def test_context_overflow_is_typed(smol_path: Path) -> None:
+    backend = LlamaCppBackend(smol_path, n_ctx=256, n_threads=2)
+    long = ask("Summarize: " + "revenue rose while costs fell " * 200)
+    with pytest.raises(ContextOverflow, match="context window"):
+        asyncio.run(backend.chat(long, max_tokens=8, temperature=0.0, top_p=0.9))

@@ -1,0 +1,133 @@
+"""`slmscope run` end to end: real model, real SQLite store, resume, and failures mid-sweep."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import SMOL, ScriptedBackend, free_port
+from slmscope.models.base import BackendUnavailable
+from slmscope.models.catalog import CATALOG
+from slmscope.runs.executor import execute
+from slmscope.runs.spec import RunSpec
+from slmscope.runs.store import RESULT_COLUMNS, STEP_COLUMNS, Store
+from slmscope.tasks import load_tasks
+
+
+def slmscope(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "slmscope", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def rows(db: Path, table: str) -> list[dict[str, object]]:
+    con = sqlite3.connect(db)
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute(f"SELECT * FROM {table} ORDER BY id")]
+    finally:
+        con.close()
+
+
+def test_run_builtin_writes_one_row_per_sample_and_resumes(smol_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ("run", "--model", SMOL, "--tasks", "builtin", "--limit", "2", "--max-tokens", "48",
+            "--out", str(out))
+    done = slmscope(*args)
+    assert done.returncode == 0, done.stderr
+    assert "builtin:table_qa" in done.stdout and "results:" in done.stdout
+    db = out / "results.sqlite"
+    results = rows(db, "results")
+    assert len(results) == 6  # 3 datasets x 2 samples
+    assert set(RESULT_COLUMNS) <= set(results[0])
+    assert {r["dataset"] for r in results} == {"builtin:sentiment", "builtin:table_qa",
+                                               "builtin:ner"}
+    for r in results:
+        assert r["model"] == SMOL and r["paradigm"] == "base"
+        assert r["prompt_tokens"] > 0 and r["latency_s"] > 0 and r["n_calls"] == 1
+        assert r["total_tokens"] == r["prompt_tokens"] + r["completion_tokens"]
+        assert 0.0 <= r["score"] <= 1.0
+        assert r["energy_j"] is None and r["energy_method"] == "unavailable"
+        assert r["peak_rss_mb"] > 50
+    # Later samples reuse the shared system prompt from the KV cache.
+    assert sum(r["cached_tokens"] for r in results) > 0
+    steps = rows(db, "steps")
+    assert len(steps) == 6 and set(STEP_COLUMNS) <= set(steps[0])
+    assert {s["agent"] for s in steps} == {"base"}
+    assert json.loads(steps[0]["messages"])[0]["role"] == "system"
+    run = rows_runs = sqlite3.connect(db).execute("SELECT spec, models, machine, status FROM runs")
+    spec, models, machine, status = next(iter(run))
+    rows_runs.close()
+    assert json.loads(spec)["models"] == [SMOL] and status == "complete"
+    assert json.loads(models)[SMOL]["sha256"] == CATALOG[SMOL].sha256
+    assert json.loads(machine)["cores"] >= 1
+    # The same command again resumes: nothing is redone.
+    again = slmscope(*args)
+    assert again.returncode == 0, again.stderr
+    assert "6 of 6 samples already" in again.stderr
+    assert len(rows(db, "results")) == 6
+
+
+def test_run_against_an_openai_compatible_server(llama_server: str, tmp_path: Path) -> None:
+    out = tmp_path / "served"
+    done = slmscope("run", "--model", SMOL, "--base-url", llama_server, "--tasks",
+                    "builtin:sentiment", "--limit", "3", "--max-tokens", "16", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    results = rows(out / "results.sqlite", "results")
+    assert len(results) == 3
+    assert all(r["ttft_s"] is not None and r["ttft_s"] > 0 for r in results)
+    models = json.loads(next(iter(sqlite3.connect(out / "results.sqlite").execute(
+        "SELECT models FROM runs")))[0])
+    assert models[SMOL]["backend"].startswith("openai:") and models[SMOL]["source"] == "served"
+
+
+def test_dead_server_stops_the_run_with_a_clear_error(tmp_path: Path) -> None:
+    port = free_port()
+    start = time.monotonic()
+    done = slmscope("run", "--model", "m", "--base-url", f"http://127.0.0.1:{port}/v1",
+                    "--tasks", "builtin:sentiment", "--out", str(tmp_path / "dead"))
+    assert done.returncode == 2
+    assert f"127.0.0.1:{port}" in done.stderr and "cannot reach the server" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "0 samples of this run are saved" in done.stderr
+    assert time.monotonic() - start < 30
+
+
+def test_unknown_model_lists_known_ids(tmp_path: Path) -> None:
+    done = slmscope("run", "--model", "gpt-7", "--out", str(tmp_path / "x"))
+    assert done.returncode == 2
+    assert "unknown model 'gpt-7'" in done.stderr and SMOL in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_malformed_task_file_names_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": 1, "task_type": "qa", "prompt": "p", "gold": "1"}\n{oops\n')
+    done = slmscope("run", "--model", SMOL, "--tasks", str(bad), "--out", str(tmp_path / "y"))
+    assert done.returncode == 2
+    assert f"{bad}:2: not valid JSON" in done.stderr
+
+
+def test_crash_mid_sweep_keeps_finished_samples_and_resumes(tmp_path: Path) -> None:
+    """The backend dies on the third sample; two stay saved and a rerun does only the rest."""
+    tasks = load_tasks("builtin:sentiment")[:5]
+    spec = RunSpec(models=("scripted",), paradigms=("base",), tasks=("builtin:sentiment",))
+    cards = {"scripted": CATALOG[SMOL]}
+    store = Store(tmp_path / "crash")
+    dying = ScriptedBackend(["positive", "negative", BackendUnavailable("server gone")])
+    with pytest.raises(BackendUnavailable):
+        asyncio.run(execute(spec, cards, tasks, store, backends={"scripted": dying}))
+    assert [r["sample_id"] for r in store.results()] == ["sent-01", "sent-02"]
+    assert store.runs()[0]["status"] == "failed"
+    healthy = ScriptedBackend(["neutral"] * 3)
+    totals = asyncio.run(execute(spec, cards, tasks, store, backends={"scripted": healthy}))
+    assert (totals.skipped, totals.done) == (2, 3)
+    assert len(healthy.calls) == 3
+    assert [r["sample_id"] for r in store.results()] == [t.id for t in tasks]
+    assert store.runs()[-1]["status"] == "complete"

@@ -1,0 +1,154 @@
+"""Task files, the built-in suite and the scorers."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from slmscope.tasks import TaskFileError, UnknownTaskSet, load_tasks, sample
+from slmscope.tasks.builtin import SUITE
+from slmscope.tasks.loader import load_jsonl
+from slmscope.tasks.record import Task
+from slmscope.tasks.scoring import entity_f1, extract_answer, label_accuracy, numeric_match, score
+
+
+def write(path: Path, rows: list[object]) -> Path:
+    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+GOOD = {"id": "a", "task_type": "sentiment", "prompt": "p", "gold": "positive",
+        "choices": ["positive", "negative"]}
+
+
+def test_jsonl_loads_with_defaults(tmp_path: Path) -> None:
+    tasks = load_jsonl(write(tmp_path / "mine.jsonl", [GOOD, {**GOOD, "id": "b"}]))
+    assert [t.id for t in tasks] == ["a", "b"]
+    assert tasks[0].dataset == "mine" and tasks[0].scorer == "label_accuracy"
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    ('{"id": "b", "task_type": ', r"mine\.jsonl:2: not valid JSON"),
+    ({"id": "b", "task_type": "sentiment", "prompt": "p"}, r"mine\.jsonl:2: missing field 'gold'"),
+    ({**GOOD, "id": "b", "task_type": "poetry"}, r"mine\.jsonl:2: field 'task_type'"),
+    ({**GOOD, "id": "b", "choices": "positive"}, r"mine\.jsonl:2: field 'choices'"),
+    ({**GOOD}, r"mine\.jsonl:2: field 'id': duplicate"),
+    ("[1, 2]", r"mine\.jsonl:2: expected a JSON object"),
+])
+def test_bad_row_names_file_and_line(tmp_path: Path, row: object, message: str) -> None:
+    path = write(tmp_path / "mine.jsonl", [GOOD, row])
+    with pytest.raises(TaskFileError, match=message):
+        load_tasks(str(path))
+
+
+def test_unknown_task_set_lists_the_known_ones() -> None:
+    with pytest.raises(UnknownTaskSet, match="builtin:sentiment"):
+        load_tasks("nonsense")
+
+
+def test_builtin_suite_is_deterministic_and_complete() -> None:
+    first, second = load_tasks("builtin"), load_tasks("builtin")
+    assert first == second
+    assert {t.dataset for t in first} == set(SUITE)
+    assert all(t.rule for t in first)
+    assert len({(t.dataset, t.id) for t in first}) == len(first) == 30
+
+
+def _table_values(task: Task) -> dict[str, list[float]]:
+    assert task.context
+    rows = {}
+    for line in task.context.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 4 and re.fullmatch(r"[\d,]+", cells[1]):
+            rows[cells[0]] = [float(c.replace(",", "")) for c in cells[1:]]
+    return rows
+
+
+def test_table_qa_answers_follow_from_the_table() -> None:
+    """Recompute every gold answer from the rendered table, independently of the generator."""
+    for task in SUITE["builtin:table_qa"]():
+        t = _table_values(task)
+        r, c, n = t["Revenue"], t["Operating costs"], t["Net income"]
+        q = task.prompt
+        expected = (
+            (r[2] - r[1]) / r[1] * 100 if "percentage did revenue" in q else
+            n[2] / r[2] * 100 if "margin" in q else
+            sum(c) if "total operating costs" in q else
+            sum(r) / 3 if "average revenue" in q else
+            n[2] - n[0]
+        )
+        assert float(task.gold) == pytest.approx(expected, abs=0.006), task.id
+
+
+def test_ner_gold_lists_every_entity_in_the_sentence() -> None:
+    for task in SUITE["builtin:ner"]():
+        sentence = task.prompt.split("Sentence: ", 1)[1]
+        for line in task.gold.splitlines():
+            entity, kind = line.rsplit(", ", 1)
+            assert entity in sentence and kind in ("PER", "ORG", "LOC")
+
+
+def test_sample_is_seeded_per_dataset() -> None:
+    tasks = load_tasks("builtin")
+    a, b = sample(tasks, 3, seed=1), sample(tasks, 3, seed=1)
+    assert a == b and len(a) == 9
+    assert sample(tasks, 3, seed=2) != a
+    assert sample(tasks, None) == tasks
+
+
+SENT = Task(id="s", dataset="d", task_type="sentiment", prompt="", gold="positive",
+            scorer="label_accuracy", choices=("positive", "negative", "neutral"))
+
+
+@pytest.mark.parametrize(("answer", "expected"), [
+    ("positive", 1.0), ("Positive.", 1.0), ("  POSITIVE!! ", 1.0),
+    ("The sentiment is positive.", 1.0), ("negative", 0.0), ("", 0.0),
+    ("neutral, maybe positive", 0.0),  # the first label named counts
+])
+def test_label_accuracy(answer: str, expected: float) -> None:
+    assert label_accuracy(answer, SENT) == expected
+
+
+def qa(gold: str, prompt: str = "") -> Task:
+    return Task(id="q", dataset="d", task_type="qa", prompt=prompt, gold=gold,
+                scorer="numeric_match")
+
+
+@pytest.mark.parametrize(("answer", "gold", "prompt", "expected"), [
+    ("12.5", "12.50", "", 1.0),
+    ("$1,234.5", "1234.5", "", 1.0),
+    ("about 12.6", "12.5", "", 1.0),  # within 1%
+    ("13", "12.5", "", 0.0),
+    ("25%", "0.25", "", 1.0),
+    ("0.25", "25", "in percent", 1.0),
+    ("1.2 million", "1200000", "", 1.0),
+    ("(3.5)", "-3.5", "", 1.0),
+    ("Yes, it did.", "yes", "", 1.0),
+    ("no", "yes", "", 0.0),
+    ("no number here", "4", "", 0.0),
+])
+def test_numeric_match(answer: str, gold: str, prompt: str, expected: float) -> None:
+    assert numeric_match(answer, qa(gold, prompt)) == expected
+
+
+NER = Task(id="n", dataset="d", task_type="ner", prompt="", gold="Acme Corp, ORG\nOslo, LOC\n"
+           "Oslo, LOC", scorer="entity_f1")
+
+
+def test_entity_f1_is_order_free_and_duplicate_aware() -> None:
+    assert entity_f1("Oslo, LOC\nOslo, LOC\nacme corp, ORG", NER) == 1.0
+    assert entity_f1("Oslo, LOC\nAcme Corp, ORG", NER) == pytest.approx(0.8)  # one Oslo missed
+    assert entity_f1("Oslo, ORG", NER) == 0.0  # the type must match too
+    assert entity_f1("- Acme Corp: ORG", NER) == pytest.approx(0.5)
+
+
+def test_extraction_by_task_type() -> None:
+    assert extract_answer(SENT, "I think it is Negative overall") == "negative"
+    assert extract_answer(SENT, "no idea") is None
+    assert extract_answer(qa("4"), "first 3, then the answer is 4.20") == "4.20"
+    assert extract_answer(NER, "Entities:\nOslo, LOC\nnothing else") == "Oslo, LOC"
+    assert extract_answer(NER, "I found none") is None
+    assert score(SENT, None) == 0.0

@@ -41,10 +41,25 @@ def llama_server(smol_path: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     log = tmp_path_factory.mktemp("server") / "server.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(smol_path),
-             "--model_alias", SMOL, "--host", "127.0.0.1", "--port", str(port),
-             "--n_ctx", "2048", "--n_threads", str(os.cpu_count() or 2)],
-            stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(smol_path),
+                "--model_alias",
+                SMOL,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                "2048",
+                "--n_threads",
+                str(os.cpu_count() or 2),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 120
@@ -77,15 +92,25 @@ class ScriptedBackend:
         self.name = name
         self.calls: list[list[Message]] = []
 
-    async def chat(self, messages: Sequence[Message], *, max_tokens: int, temperature: float,
-                   top_p: float, stop: Sequence[str] | None = None,
-                   seed: int | None = None) -> Completion:
+    async def chat(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        top_p: float,
+        stop: Sequence[str] | None = None,
+        seed: int | None = None,
+    ) -> Completion:
         self.calls.append(list(messages))
         reply = self.replies.pop(0)
         if isinstance(reply, BackendError):
             raise reply
-        return Completion(text=reply, usage=Usage(prompt_tokens=10, completion_tokens=5),
-                          timings=Timings(latency_s=0.01, ttft_s=0.005, decode_tps=100.0))
+        return Completion(
+            text=reply,
+            usage=Usage(prompt_tokens=10, completion_tokens=5),
+            timings=Timings(latency_s=0.01, ttft_s=0.005, decode_tps=100.0),
+        )
 
     async def aclose(self) -> None:
         return None

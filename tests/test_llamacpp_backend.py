@@ -10,8 +10,10 @@ import pytest
 from slmscope.models.base import ContextOverflow, Message
 from slmscope.models.llamacpp import LlamaCppBackend
 
-SYSTEM = ("You are a helpful assistant who explains financial terms to new investors "
-          "in one short, plain sentence.")
+SYSTEM = (
+    "You are a helpful assistant who explains financial terms to new investors "
+    "in one short, plain sentence."
+)
 
 
 def ask(question: str) -> list[Message]:
@@ -22,10 +24,12 @@ def test_chat_usage_timings_and_prefix_reuse(smol_path: Path) -> None:
     backend = LlamaCppBackend(smol_path, n_ctx=2048, n_threads=2)
 
     async def go() -> tuple:  # type: ignore[type-arg]
-        a = await backend.chat(ask("What is a bond?"), max_tokens=24, temperature=0.0, top_p=0.9,
-                               seed=0)
-        b = await backend.chat(ask("What is a dividend?"), max_tokens=24, temperature=0.0,
-                               top_p=0.9, seed=0)
+        a = await backend.chat(
+            ask("What is a bond?"), max_tokens=24, temperature=0.0, top_p=0.9, seed=0
+        )
+        b = await backend.chat(
+            ask("What is a dividend?"), max_tokens=24, temperature=0.0, top_p=0.9, seed=0
+        )
         return a, b
 
     first, second = asyncio.run(go())
@@ -45,18 +49,21 @@ def test_chat_usage_timings_and_prefix_reuse(smol_path: Path) -> None:
 
 def test_cold_call_reports_no_cached_tokens(smol_path: Path) -> None:
     backend = LlamaCppBackend(smol_path, n_ctx=1024, n_threads=2)  # a fresh context
-    reply = asyncio.run(backend.chat(ask("What is equity?"), max_tokens=8, temperature=0.0,
-                                     top_p=0.9, seed=0))
+    reply = asyncio.run(
+        backend.chat(ask("What is equity?"), max_tokens=8, temperature=0.0, top_p=0.9, seed=0)
+    )
     assert reply.usage.cached_tokens == 0
 
 
 def test_greedy_is_deterministic(smol_path: Path) -> None:
     backend = LlamaCppBackend(smol_path, n_ctx=2048, n_threads=2)
-    prompts = [ask("What is inflation?"), ask("What is a share buyback?"), ask("What is inflation?")]
+    prompts = [ask("What is inflation?"), ask("What is a buyback?"), ask("What is inflation?")]
 
     async def go() -> list[str]:
-        return [(await backend.chat(p, max_tokens=16, temperature=0.0, top_p=0.9, seed=0)).text
-                for p in prompts]
+        return [
+            (await backend.chat(p, max_tokens=16, temperature=0.0, top_p=0.9, seed=0)).text
+            for p in prompts
+        ]
 
     texts = asyncio.run(go())
     assert texts[0] == texts[2]

@@ -57,8 +57,9 @@ def test_streaming_measures_ttft_and_counts_when_server_sends_no_usage(llama_ser
 def test_dead_server_is_unavailable_after_bounded_retries() -> None:
     port = free_port()  # nothing listens there
     policy = RetryPolicy(attempts=3, base_delay_s=0.2, max_delay_s=0.4)
-    backend = OpenAIBackend(f"http://127.0.0.1:{port}/v1", SMOL, retry=policy,
-                            connect_timeout_s=1.0)
+    backend = OpenAIBackend(
+        f"http://127.0.0.1:{port}/v1", SMOL, retry=policy, connect_timeout_s=1.0
+    )
     start = time.monotonic()
     with pytest.raises(BackendUnavailable) as info:
         asyncio.run(backend.chat(MESSAGES, max_tokens=8, temperature=0.0, top_p=0.9))

@@ -43,11 +43,14 @@ def test_reply_without_an_answer() -> None:
     assert trace.final_answer is None  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize(("error", "outcome"), [
-    (ContextOverflow("too long"), "context_overflow"),
-    (BackendTimeout("slow"), "timeout"),
-    (BadResponse("garbage"), "backend_error"),
-])
+@pytest.mark.parametrize(
+    ("error", "outcome"),
+    [
+        (ContextOverflow("too long"), "context_overflow"),
+        (BackendTimeout("slow"), "timeout"),
+        (BadResponse("garbage"), "backend_error"),
+    ],
+)
 def test_backend_errors_become_outcomes(error: Exception, outcome: str) -> None:
     trace, _ = solve(error)
     assert trace.outcome == outcome  # type: ignore[attr-defined]

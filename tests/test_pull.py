@@ -22,10 +22,13 @@ def make_wheel(folder: Path, package: str, version: str, member: str, data: byte
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr(f"{dist}/__init__.py", "")
         zf.writestr(member, data)
-        zf.writestr(f"{info}/METADATA",
-                    f"Metadata-Version: 2.1\nName: {package}\nVersion: {version}\n")
-        zf.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
-                                     "Tag: py3-none-any\n")
+        zf.writestr(
+            f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {package}\nVersion: {version}\n"
+        )
+        zf.writestr(
+            f"{info}/WHEEL",
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
         zf.writestr(f"{info}/RECORD", "")
     return path
 
@@ -44,17 +47,30 @@ def index(tmp_path: Path) -> Path:
 
 
 def card(sha: str | None = None) -> ModelCard:
-    parts = tuple(WheelPart(f"slmscope-test-part{n}", "1.0.0", f"*/data/part{n:02d}.bin")
-                  for n in (1, 2))
+    parts = tuple(
+        WheelPart(f"slmscope-test-part{n}", "1.0.0", f"*/data/part{n:02d}.bin") for n in (1, 2)
+    )
     joined = b"".join(PARTS)
-    return ModelCard(id="test-model", family="test", params_b=0.001, quantization="none",
-                     source=WheelSource(parts), sha256=sha or hashlib.sha256(joined).hexdigest(),
-                     size_bytes=len(joined), offline=True)
+    return ModelCard(
+        id="test-model",
+        family="test",
+        params_b=0.001,
+        quantization="none",
+        source=WheelSource(parts),
+        sha256=sha or hashlib.sha256(joined).hexdigest(),
+        size_bytes=len(joined),
+        offline=True,
+    )
 
 
 def publish(index: Path, n: int) -> Path:
-    return make_wheel(index, f"slmscope-test-part{n}", "1.0.0",
-                      f"slmscope_test_part{n}/data/part{n:02d}.bin", PARTS[n - 1])
+    return make_wheel(
+        index,
+        f"slmscope-test-part{n}",
+        "1.0.0",
+        f"slmscope_test_part{n}/data/part{n:02d}.bin",
+        PARTS[n - 1],
+    )
 
 
 def pip_args(index: Path) -> list[str]:
@@ -90,7 +106,7 @@ def test_hash_mismatch_is_refused(home: Path, index: Path) -> None:
 
 def test_interrupted_pull_resumes_from_staged_wheels(home: Path, index: Path) -> None:
     publish(index, 1)
-    with pytest.raises(PullError, match="slmscope-test-part2==1.0.0"):
+    with pytest.raises(PullError, match=r"slmscope-test-part2==1\.0\.0"):
         pull(card(), pip_args=pip_args(index))  # part 2 is not published yet
     staged = home / "models" / "test-model" / ".staging"
     assert [p.name for p in staged.glob("*.whl")] == ["slmscope_test_part1-1.0.0-py3-none-any.whl"]
@@ -118,7 +134,7 @@ def test_corrupt_staged_wheel_and_stale_partial_are_replaced(home: Path, index: 
 
 
 def test_missing_package_names_the_wheel(home: Path, index: Path) -> None:
-    with pytest.raises(PullError, match="slmscope-test-part1==1.0.0"):
+    with pytest.raises(PullError, match=r"slmscope-test-part1==1\.0\.0"):
         pull(card(), pip_args=pip_args(index))
 
 

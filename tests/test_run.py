@@ -22,8 +22,9 @@ from slmscope.tasks import load_tasks
 
 
 def slmscope(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "slmscope", *args], capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "slmscope", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def rows(db: Path, table: str) -> list[dict[str, object]]:
@@ -37,8 +38,19 @@ def rows(db: Path, table: str) -> list[dict[str, object]]:
 
 def test_run_builtin_writes_one_row_per_sample_and_resumes(smol_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    args = ("run", "--model", SMOL, "--tasks", "builtin", "--limit", "2", "--max-tokens", "48",
-            "--out", str(out))
+    args = (
+        "run",
+        "--model",
+        SMOL,
+        "--tasks",
+        "builtin",
+        "--limit",
+        "2",
+        "--max-tokens",
+        "48",
+        "--out",
+        str(out),
+    )
     done = slmscope(*args)
     assert done.returncode == 0, done.stderr
     assert "builtin:table_qa" in done.stdout and "results:" in done.stdout
@@ -46,8 +58,11 @@ def test_run_builtin_writes_one_row_per_sample_and_resumes(smol_path: Path, tmp_
     results = rows(db, "results")
     assert len(results) == 6  # 3 datasets x 2 samples
     assert set(RESULT_COLUMNS) <= set(results[0])
-    assert {r["dataset"] for r in results} == {"builtin:sentiment", "builtin:table_qa",
-                                               "builtin:ner"}
+    assert {r["dataset"] for r in results} == {
+        "builtin:sentiment",
+        "builtin:table_qa",
+        "builtin:ner",
+    }
     for r in results:
         assert r["model"] == SMOL and r["paradigm"] == "base"
         assert r["prompt_tokens"] > 0 and r["latency_s"] > 0 and r["n_calls"] == 1
@@ -76,22 +91,45 @@ def test_run_builtin_writes_one_row_per_sample_and_resumes(smol_path: Path, tmp_
 
 def test_run_against_an_openai_compatible_server(llama_server: str, tmp_path: Path) -> None:
     out = tmp_path / "served"
-    done = slmscope("run", "--model", SMOL, "--base-url", llama_server, "--tasks",
-                    "builtin:sentiment", "--limit", "3", "--max-tokens", "16", "--out", str(out))
+    done = slmscope(
+        "run",
+        "--model",
+        SMOL,
+        "--base-url",
+        llama_server,
+        "--tasks",
+        "builtin:sentiment",
+        "--limit",
+        "3",
+        "--max-tokens",
+        "16",
+        "--out",
+        str(out),
+    )
     assert done.returncode == 0, done.stderr
     results = rows(out / "results.sqlite", "results")
     assert len(results) == 3
     assert all(r["ttft_s"] is not None and r["ttft_s"] > 0 for r in results)
-    models = json.loads(next(iter(sqlite3.connect(out / "results.sqlite").execute(
-        "SELECT models FROM runs")))[0])
+    models = json.loads(
+        next(iter(sqlite3.connect(out / "results.sqlite").execute("SELECT models FROM runs")))[0]
+    )
     assert models[SMOL]["backend"].startswith("openai:") and models[SMOL]["source"] == "served"
 
 
 def test_dead_server_stops_the_run_with_a_clear_error(tmp_path: Path) -> None:
     port = free_port()
     start = time.monotonic()
-    done = slmscope("run", "--model", "m", "--base-url", f"http://127.0.0.1:{port}/v1",
-                    "--tasks", "builtin:sentiment", "--out", str(tmp_path / "dead"))
+    done = slmscope(
+        "run",
+        "--model",
+        "m",
+        "--base-url",
+        f"http://127.0.0.1:{port}/v1",
+        "--tasks",
+        "builtin:sentiment",
+        "--out",
+        str(tmp_path / "dead"),
+    )
     assert done.returncode == 2
     assert f"127.0.0.1:{port}" in done.stderr and "cannot reach the server" in done.stderr
     assert "Traceback" not in done.stderr

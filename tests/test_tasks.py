@@ -20,8 +20,13 @@ def write(path: Path, rows: list[object]) -> Path:
     return path
 
 
-GOOD = {"id": "a", "task_type": "sentiment", "prompt": "p", "gold": "positive",
-        "choices": ["positive", "negative"]}
+GOOD = {
+    "id": "a",
+    "task_type": "sentiment",
+    "prompt": "p",
+    "gold": "positive",
+    "choices": ["positive", "negative"],
+}
 
 
 def test_jsonl_loads_with_defaults(tmp_path: Path) -> None:
@@ -30,14 +35,20 @@ def test_jsonl_loads_with_defaults(tmp_path: Path) -> None:
     assert tasks[0].dataset == "mine" and tasks[0].scorer == "label_accuracy"
 
 
-@pytest.mark.parametrize(("row", "message"), [
-    ('{"id": "b", "task_type": ', r"mine\.jsonl:2: not valid JSON"),
-    ({"id": "b", "task_type": "sentiment", "prompt": "p"}, r"mine\.jsonl:2: missing field 'gold'"),
-    ({**GOOD, "id": "b", "task_type": "poetry"}, r"mine\.jsonl:2: field 'task_type'"),
-    ({**GOOD, "id": "b", "choices": "positive"}, r"mine\.jsonl:2: field 'choices'"),
-    ({**GOOD}, r"mine\.jsonl:2: field 'id': duplicate"),
-    ("[1, 2]", r"mine\.jsonl:2: expected a JSON object"),
-])
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ('{"id": "b", "task_type": ', r"mine\.jsonl:2: not valid JSON"),
+        (
+            {"id": "b", "task_type": "sentiment", "prompt": "p"},
+            r"mine\.jsonl:2: missing field 'gold'",
+        ),
+        ({**GOOD, "id": "b", "task_type": "poetry"}, r"mine\.jsonl:2: field 'task_type'"),
+        ({**GOOD, "id": "b", "choices": "positive"}, r"mine\.jsonl:2: field 'choices'"),
+        ({**GOOD}, r"mine\.jsonl:2: field 'id': duplicate"),
+        ("[1, 2]", r"mine\.jsonl:2: expected a JSON object"),
+    ],
+)
 def test_bad_row_names_file_and_line(tmp_path: Path, row: object, message: str) -> None:
     path = write(tmp_path / "mine.jsonl", [GOOD, row])
     with pytest.raises(TaskFileError, match=message):
@@ -74,11 +85,15 @@ def test_table_qa_answers_follow_from_the_table() -> None:
         r, c, n = t["Revenue"], t["Operating costs"], t["Net income"]
         q = task.prompt
         expected = (
-            (r[2] - r[1]) / r[1] * 100 if "percentage did revenue" in q else
-            n[2] / r[2] * 100 if "margin" in q else
-            sum(c) if "total operating costs" in q else
-            sum(r) / 3 if "average revenue" in q else
-            n[2] - n[0]
+            (r[2] - r[1]) / r[1] * 100
+            if "percentage did revenue" in q
+            else n[2] / r[2] * 100
+            if "margin" in q
+            else sum(c)
+            if "total operating costs" in q
+            else sum(r) / 3
+            if "average revenue" in q
+            else n[2] - n[0]
         )
         assert float(task.gold) == pytest.approx(expected, abs=0.006), task.id
 
@@ -99,43 +114,67 @@ def test_sample_is_seeded_per_dataset() -> None:
     assert sample(tasks, None) == tasks
 
 
-SENT = Task(id="s", dataset="d", task_type="sentiment", prompt="", gold="positive",
-            scorer="label_accuracy", choices=("positive", "negative", "neutral"))
+SENT = Task(
+    id="s",
+    dataset="d",
+    task_type="sentiment",
+    prompt="",
+    gold="positive",
+    scorer="label_accuracy",
+    choices=("positive", "negative", "neutral"),
+)
 
 
-@pytest.mark.parametrize(("answer", "expected"), [
-    ("positive", 1.0), ("Positive.", 1.0), ("  POSITIVE!! ", 1.0),
-    ("The sentiment is positive.", 1.0), ("negative", 0.0), ("", 0.0),
-    ("neutral, maybe positive", 0.0),  # the first label named counts
-])
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("positive", 1.0),
+        ("Positive.", 1.0),
+        ("  POSITIVE!! ", 1.0),
+        ("The sentiment is positive.", 1.0),
+        ("negative", 0.0),
+        ("", 0.0),
+        ("neutral, maybe positive", 0.0),  # the first label named counts
+    ],
+)
 def test_label_accuracy(answer: str, expected: float) -> None:
     assert label_accuracy(answer, SENT) == expected
 
 
 def qa(gold: str, prompt: str = "") -> Task:
-    return Task(id="q", dataset="d", task_type="qa", prompt=prompt, gold=gold,
-                scorer="numeric_match")
+    return Task(
+        id="q", dataset="d", task_type="qa", prompt=prompt, gold=gold, scorer="numeric_match"
+    )
 
 
-@pytest.mark.parametrize(("answer", "gold", "prompt", "expected"), [
-    ("12.5", "12.50", "", 1.0),
-    ("$1,234.5", "1234.5", "", 1.0),
-    ("about 12.6", "12.5", "", 1.0),  # within 1%
-    ("13", "12.5", "", 0.0),
-    ("25%", "0.25", "", 1.0),
-    ("0.25", "25", "in percent", 1.0),
-    ("1.2 million", "1200000", "", 1.0),
-    ("(3.5)", "-3.5", "", 1.0),
-    ("Yes, it did.", "yes", "", 1.0),
-    ("no", "yes", "", 0.0),
-    ("no number here", "4", "", 0.0),
-])
+@pytest.mark.parametrize(
+    ("answer", "gold", "prompt", "expected"),
+    [
+        ("12.5", "12.50", "", 1.0),
+        ("$1,234.5", "1234.5", "", 1.0),
+        ("about 12.6", "12.5", "", 1.0),  # within 1%
+        ("13", "12.5", "", 0.0),
+        ("25%", "0.25", "", 1.0),
+        ("0.25", "25", "in percent", 1.0),
+        ("1.2 million", "1200000", "", 1.0),
+        ("(3.5)", "-3.5", "", 1.0),
+        ("Yes, it did.", "yes", "", 1.0),
+        ("no", "yes", "", 0.0),
+        ("no number here", "4", "", 0.0),
+    ],
+)
 def test_numeric_match(answer: str, gold: str, prompt: str, expected: float) -> None:
     assert numeric_match(answer, qa(gold, prompt)) == expected
 
 
-NER = Task(id="n", dataset="d", task_type="ner", prompt="", gold="Acme Corp, ORG\nOslo, LOC\n"
-           "Oslo, LOC", scorer="entity_f1")
+NER = Task(
+    id="n",
+    dataset="d",
+    task_type="ner",
+    prompt="",
+    gold="Acme Corp, ORG\nOslo, LOC\nOslo, LOC",
+    scorer="entity_f1",
+)
 
 
 def test_entity_f1_is_order_free_and_duplicate_aware() -> None:

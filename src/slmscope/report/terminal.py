@@ -21,7 +21,14 @@ def results_table(groups: list[GroupSummary]) -> Table:
         table.add_column(name, justify="right", no_wrap=True)
     for g in groups:
         cells = [g.model] if several else []
-        cells += [g.paradigm, g.dataset, str(g.n), f"{g.score:.3f}", f"{g.completion_rate:.0%}",
-                  f"{g.mean_tokens:,.0f}", f"{g.mean_latency_s:.2f}"]
+        cells += [
+            g.paradigm,
+            g.dataset,
+            str(g.n),
+            f"{g.score:.3f}",
+            f"{g.completion_rate:.0%}",
+            f"{g.mean_tokens:,.0f}",
+            f"{g.mean_latency_s:.2f}",
+        ]
         table.add_row(*cells)
     return table

@@ -6,6 +6,7 @@ carries the rule that produced its gold answer.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable
 
@@ -69,8 +70,11 @@ _YEARS = (2021, 2022, 2023)
 
 
 def _table(rng: random.Random) -> dict[str, dict[int, float]]:
-    revenue = {y: float(rng.randrange(800, 5000)) for y in _YEARS}
-    costs = {y: round(revenue[y] * rng.uniform(0.55, 0.9)) * 1.0 for y in _YEARS}
+    """Revenue grows -15%..+25% a year; costs are 55-90% of revenue; whole USD millions."""
+    revenue = {_YEARS[0]: float(rng.randrange(800, 5000))}
+    for prev, year in itertools.pairwise(_YEARS):
+        revenue[year] = float(round(revenue[prev] * rng.uniform(0.85, 1.25)))
+    costs = {y: float(round(revenue[y] * rng.uniform(0.55, 0.9))) for y in _YEARS}
     net = {y: revenue[y] - costs[y] for y in _YEARS}
     return {"Revenue": revenue, "Operating costs": costs, "Net income": net}
 

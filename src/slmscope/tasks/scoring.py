@@ -103,14 +103,17 @@ _ENTITY_LINE = re.compile(
 ENTITY_TYPES = ("PER", "ORG", "LOC")
 
 
+def _entity(line: str) -> tuple[str, str] | None:
+    """(normalized entity, TYPE) for an `entity, TYPE` line of a known type, else None."""
+    m = _ENTITY_LINE.match(line)
+    if m is None or m["type"].upper() not in ENTITY_TYPES:
+        return None
+    return normalize_label(m["name"]), m["type"].upper()
+
+
 def parse_entities(text: str) -> Counter[tuple[str, str]]:
     """`entity, TYPE` lines as a multiset of (normalized entity, type)."""
-    found: Counter[tuple[str, str]] = Counter()
-    for line in text.splitlines():
-        m = _ENTITY_LINE.match(line)
-        if m and m["type"].upper() in ENTITY_TYPES:
-            found[(normalize_label(m["name"]), m["type"].upper())] += 1
-    return found
+    return Counter(e for e in map(_entity, text.splitlines()) if e is not None)
 
 
 def entity_f1(answer: str, task: Task) -> float:
@@ -183,11 +186,7 @@ def extract_answer(task: Task, text: str) -> str | None:
     if task.choices:
         return match_label(text, task.choices)
     if task.task_type == "ner":
-        lines = [
-            ln.strip()
-            for ln in text.splitlines()
-            if _ENTITY_LINE.match(ln) and _ENTITY_LINE.match(ln)["type"].upper() in ENTITY_TYPES
-        ]  # type: ignore[index]
+        lines = [ln.strip() for ln in text.splitlines() if _entity(ln) is not None]
         return "\n".join(lines) or None
     if task.task_type == "qa":
         if normalize_label(task.gold) in ("yes", "no"):

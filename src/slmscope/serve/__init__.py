@@ -1,0 +1,1 @@
+"""The OpenAI-compatible server for a chosen configuration: a later issue."""

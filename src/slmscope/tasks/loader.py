@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from slmscope.tasks.record import TASK_TYPES, Task
+from slmscope.tasks.scoring import DEFAULT_SCORER
 
 REQUIRED = ("id", "task_type", "prompt", "gold")
 
@@ -22,8 +23,6 @@ class TaskFileError(ValueError):
 
 def load_jsonl(path: Path, *, dataset: str | None = None) -> list[Task]:
     """Tasks from a JSONL file with fields id, task_type, prompt, gold (and optional others)."""
-    from slmscope.tasks.scoring import DEFAULT_SCORER
-
     name = dataset or path.stem
     tasks: list[Task] = []
     seen: set[str] = set()

@@ -1,0 +1,1 @@
+"""Tools the agents call (calculator, Python sandbox, knowledge search, lookup): next issue."""

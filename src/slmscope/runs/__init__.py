@@ -1,0 +1,1 @@
+"""Runs: the spec and plan, the executors and the results store."""

@@ -1,0 +1,200 @@
+"""The in-process executor: runs a plan's cells, scores them, writes each sample as it finishes.
+
+Cells already in the run directory's store are skipped, so re-running the same command resumes
+an interrupted sweep. A backend that cannot be reached stops the run (nothing is recorded for
+the sample it was on); every other failure is recorded as that sample's outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import platform
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import Any
+
+from slmscope import __version__
+from slmscope.metering.energy import UNAVAILABLE
+from slmscope.metering.machine import fingerprint
+from slmscope.metering.memory import peak_rss_mb
+from slmscope.models import Backend, ModelCard, ServedSource, open_backend
+from slmscope.models.pull import file_sha256
+from slmscope.paradigms import get_paradigm
+from slmscope.paradigms.trace import Trace
+from slmscope.runs.spec import Cell, RunSpec, plan
+from slmscope.runs.store import Store
+from slmscope.tasks.record import Task
+from slmscope.tasks.scoring import score
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def versions() -> dict[str, str]:
+    found = {"slmscope": __version__, "python": platform.python_version()}
+    for dist in ("llama-cpp-python", "httpx"):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[dist] = "not installed"
+    return found
+
+
+def model_record(card: ModelCard, backend: Backend) -> dict[str, Any]:
+    """What identifies the model in the run record: backend, file hash, quantization, source."""
+    record: dict[str, Any] = {
+        "backend": backend.name,
+        "quantization": card.quantization,
+        "source": card.source.kind,
+        "params_b": card.params_b,
+    }
+    if isinstance(card.source, ServedSource):
+        record["base_url"] = card.source.base_url
+    elif card.local_path is not None and card.local_path.is_file():
+        record["file"] = str(card.local_path)
+        record["size_bytes"] = card.local_path.stat().st_size
+        record["sha256"] = card.sha256 or file_sha256(card.local_path)
+    return record
+
+
+@dataclass
+class RunTotals:
+    run_id: str
+    planned: int
+    skipped: int
+    done: int = 0
+
+
+def result_row(run_id: str, cell: Cell, trace: Trace, latency_s: float) -> dict[str, Any]:
+    """The `results` row of one sample: its score joined with the summed cost of its steps."""
+    task = cell.task
+    calls = [s for s in trace.steps if s.usage is not None]
+    prompt = sum(s.usage.prompt_tokens for s in calls if s.usage)
+    completion = sum(s.usage.completion_tokens for s in calls if s.usage)
+    first_ttft = next((s.timings.ttft_s for s in trace.steps if s.timings), None)
+    sources = {s.usage.source for s in calls if s.usage}
+    return {
+        "run_id": run_id,
+        "cell_key": cell.key,
+        "model": cell.model,
+        "paradigm": cell.paradigm,
+        "dataset": task.dataset,
+        "task_type": task.task_type,
+        "sample_id": task.id,
+        "outcome": trace.outcome,
+        "score": score(task, trace.final_answer),
+        "final_answer": trace.final_answer,
+        "gold": task.gold,
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "cached_tokens": sum(s.usage.cached_tokens for s in calls if s.usage),
+        "total_tokens": prompt + completion,
+        "n_calls": len(trace.steps),
+        "latency_s": latency_s,
+        "ttft_s": first_ttft,
+        "energy_j": UNAVAILABLE.joules,
+        "energy_method": UNAVAILABLE.method,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "usage_source": "counted" if "counted" in sources else "backend",
+        "error": trace.error,
+        "created_at": now(),
+    }
+
+
+def step_rows(run_id: str, cell: Cell, trace: Trace) -> list[dict[str, Any]]:
+    return [
+        {
+            "run_id": run_id,
+            "cell_key": cell.key,
+            "model": cell.model,
+            "paradigm": cell.paradigm,
+            "dataset": cell.task.dataset,
+            "sample_id": cell.task.id,
+            "agent": s.agent,
+            "turn": s.turn,
+            "prompt_tokens": s.usage.prompt_tokens if s.usage else None,
+            "completion_tokens": s.usage.completion_tokens if s.usage else None,
+            "cached_tokens": s.usage.cached_tokens if s.usage else None,
+            "latency_s": s.timings.latency_s if s.timings else None,
+            "ttft_s": s.timings.ttft_s if s.timings else None,
+            "decode_tps": s.timings.decode_tps if s.timings else None,
+            "tool": s.tool,
+            "tool_input": s.tool_input,
+            "observation": s.observation,
+            "error": s.error,
+            "messages": json.dumps(list(s.messages)),
+            "output": s.output,
+            "usage_source": s.usage.source if s.usage else None,
+        }
+        for s in trace.steps
+    ]
+
+
+OnStart = Callable[[RunTotals], None]
+OnSample = Callable[[dict[str, Any]], None]
+
+
+async def execute(
+    spec: RunSpec,
+    cards: dict[str, ModelCard],
+    tasks: list[Task],
+    store: Store,
+    *,
+    on_start: OnStart | None = None,
+    on_sample: OnSample | None = None,
+    backends: dict[str, Backend] | None = None,
+) -> RunTotals:
+    """Run every cell of the spec not yet in the store. `backends` overrides open_backend per model
+    (tests pass scripted ones)."""
+    run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    cells = plan(spec, tasks)
+    done = store.done_keys()
+    todo = [c for c in cells if c.key not in done]
+    totals = RunTotals(run_id=run_id, planned=len(cells), skipped=len(cells) - len(todo))
+    store.start_run(
+        run_id, now(), spec=spec.to_dict(), versions=versions(), machine=fingerprint(), models={}
+    )
+    if on_start:
+        on_start(totals)
+    models: dict[str, Any] = {}
+    status = "failed"
+    try:
+        for model_id in spec.models:
+            mine = [c for c in todo if c.model == model_id]
+            if not mine:
+                continue
+            card = cards[model_id]
+            backend = (backends or {}).get(model_id) or open_backend(
+                card, n_ctx=spec.n_ctx, n_threads=spec.n_threads
+            )
+            models[model_id] = model_record(card, backend)
+            store.update_run_models(run_id, models)
+            try:
+                for cell in mine:
+                    paradigm = get_paradigm(cell.paradigm)
+                    start = time.perf_counter()
+                    trace = await paradigm.solve(cell.task, backend, spec.gen)
+                    row = result_row(run_id, cell, trace, time.perf_counter() - start)
+                    store.write_sample(row, step_rows(run_id, cell, trace))
+                    totals.done += 1
+                    if on_sample:
+                        on_sample(row)
+            finally:
+                await backend.aclose()
+        status = "complete"
+    except BaseException as err:
+        status = (
+            "interrupted"
+            if isinstance(err, KeyboardInterrupt | asyncio.CancelledError)
+            else "failed"
+        )
+        raise
+    finally:
+        store.finish_run(run_id, now(), status)
+    return totals

@@ -1,0 +1,58 @@
+"""A run's spec (models x paradigms x task sets x samples) and its plan of cells."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+from slmscope.models.base import GenerationConfig
+from slmscope.paradigms.prompts import BASE_SYSTEM
+from slmscope.tasks.record import Task
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    models: tuple[str, ...]
+    paradigms: tuple[str, ...]
+    tasks: tuple[str, ...]
+    limit: int | None = None
+    seed: int = 0
+    gen: GenerationConfig = field(default_factory=GenerationConfig)
+    n_ctx: int = 4096
+    n_threads: int | None = None
+    base_url: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def settings_tag(self) -> str:
+        """A short hash of everything besides the cell itself that changes a sample's result."""
+        settings = {
+            "gen": asdict(self.gen),
+            "n_ctx": self.n_ctx,
+            "prompt": BASE_SYSTEM,
+            "base_url": self.base_url,
+        }
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One sample of one dataset, for one model under one paradigm; `key` is stable across runs."""
+
+    model: str
+    paradigm: str
+    task: Task
+    key: str
+
+
+def plan(spec: RunSpec, tasks: list[Task]) -> list[Cell]:
+    """Cells in model-major order, so that each model is loaded once."""
+    tag = spec.settings_tag()
+    return [
+        Cell(model, paradigm, task, f"{model}|{paradigm}|{task.dataset}|{task.id}|{tag}")
+        for model in spec.models
+        for paradigm in spec.paradigms
+        for task in tasks
+    ]

@@ -85,7 +85,7 @@ def test_pull_joins_parts_and_verifies(home: Path, index: Path) -> None:
     assert path == home / "models" / "test-model" / "test-model.gguf"
     assert path.read_bytes() == b"".join(PARTS)
     assert not (path.parent / ".staging").exists()
-    assert {"download 1/2", "download 2/2", "join + verify"} <= set(seen)
+    assert seen.count("download") == 2 and "join + verify" in seen
     assert file_sha256(path) == card().sha256
     # Idempotent: a verified file is not fetched again (the index may even be gone).
     for wheel in index.iterdir():

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SMOL, ScriptedBackend, free_port
+from conftest import SHARED_FINBEN, SMOL, ScriptedBackend, free_port
 from slmscope.models.base import BackendUnavailable
 from slmscope.models.catalog import CATALOG
 from slmscope.runs.executor import execute
 from slmscope.runs.spec import RunSpec
 from slmscope.runs.store import RESULT_COLUMNS, STEP_COLUMNS, Store
-from slmscope.tasks import load_tasks
+from slmscope.tasks import SUITE, load_tasks
 
 
 def slmscope(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -56,13 +56,9 @@ def test_run_builtin_writes_one_row_per_sample_and_resumes(smol_path: Path, tmp_
     assert "builtin:table_qa" in done.stdout and "results:" in done.stdout
     db = out / "results.sqlite"
     results = rows(db, "results")
-    assert len(results) == 6  # 3 datasets x 2 samples
+    assert len(results) == 16  # 8 datasets x 2 samples
     assert set(RESULT_COLUMNS) <= set(results[0])
-    assert {r["dataset"] for r in results} == {
-        "builtin:sentiment",
-        "builtin:table_qa",
-        "builtin:ner",
-    }
+    assert {r["dataset"] for r in results} == set(SUITE)
     for r in results:
         assert r["model"] == SMOL and r["paradigm"] == "base"
         assert r["prompt_tokens"] > 0 and r["latency_s"] > 0 and r["n_calls"] == 1
@@ -73,7 +69,7 @@ def test_run_builtin_writes_one_row_per_sample_and_resumes(smol_path: Path, tmp_
     # Later samples reuse the shared system prompt from the KV cache.
     assert sum(r["cached_tokens"] for r in results) > 0
     steps = rows(db, "steps")
-    assert len(steps) == 6 and set(STEP_COLUMNS) <= set(steps[0])
+    assert len(steps) == 16 and set(STEP_COLUMNS) <= set(steps[0])
     assert {s["agent"] for s in steps} == {"base"}
     assert json.loads(steps[0]["messages"])[0]["role"] == "system"
     run = rows_runs = sqlite3.connect(db).execute("SELECT spec, models, machine, status FROM runs")
@@ -85,8 +81,8 @@ def test_run_builtin_writes_one_row_per_sample_and_resumes(smol_path: Path, tmp_
     # The same command again resumes: nothing is redone.
     again = slmscope(*args)
     assert again.returncode == 0, again.stderr
-    assert "6 of 6 samples already" in again.stderr
-    assert len(rows(db, "results")) == 6
+    assert "16 of 16 samples already" in again.stderr
+    assert len(rows(db, "results")) == 16
 
 
 def test_run_against_an_openai_compatible_server(llama_server: str, tmp_path: Path) -> None:
@@ -154,7 +150,7 @@ def test_malformed_task_file_names_file_and_line(tmp_path: Path) -> None:
 
 def test_crash_mid_sweep_keeps_finished_samples_and_resumes(tmp_path: Path) -> None:
     """The backend dies on the third sample; two stay saved and a rerun does only the rest."""
-    tasks = load_tasks("builtin:sentiment")[:5]
+    tasks = load_tasks("builtin:sentiment").tasks[:5]
     spec = RunSpec(models=("scripted",), paradigms=("base",), tasks=("builtin:sentiment",))
     cards = {"scripted": CATALOG[SMOL]}
     store = Store(tmp_path / "crash")
@@ -169,3 +165,68 @@ def test_crash_mid_sweep_keeps_finished_samples_and_resumes(tmp_path: Path) -> N
     assert len(healthy.calls) == 3
     assert [r["sample_id"] for r in store.results()] == [t.id for t in tasks]
     assert store.runs()[-1]["status"] == "complete"
+
+
+@pytest.mark.skipif(not SHARED_FINBEN.is_dir(), reason="FinBen samples absent")
+def test_run_finben_from_a_data_folder(smol_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "fin"
+    done = slmscope(
+        "run",
+        "--model",
+        SMOL,
+        "--tasks",
+        "finben:fpb",
+        "--tasks",
+        "finben:finqa",
+        "--data",
+        str(SHARED_FINBEN),
+        "--limit",
+        "3",
+        "--max-tokens",
+        "24",
+        "--n-ctx",
+        "4096",
+        "--out",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr
+    results = rows(out / "results.sqlite", "results")
+    assert sorted({r["dataset"] for r in results}) == ["finben:finqa", "finben:fpb"]
+    assert len(results) == 6
+    fpb = [r for r in results if r["dataset"] == "finben:fpb"]
+    assert {r["gold"] for r in fpb} <= {"negative", "neutral", "positive"}
+    assert "[" in done.stdout  # scores carry their bootstrap interval
+
+
+def test_skip_bad_rows_are_recorded_in_the_store(smol_path: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data.jsonl"
+    good = {"id": "a", "query": "Is 2 > 1? Answer Yes or No.", "answer": "Yes"}
+    data.write_text(
+        "\n".join(
+            json.dumps(r) for r in (good, {"id": "b", "query": "Is 1 > 2?"}, {**good, "id": "c"})
+        )
+    )
+    cfg = tmp_path / "mine.yaml"
+    cfg.write_text(
+        'name: mine\ntask_type: classification\nfile: data.jsonl\nchoices: ["Yes", "No"]\n'
+    )
+    out = tmp_path / "bad"
+    stopped = slmscope("run", "--model", SMOL, "--tasks", str(cfg), "--out", str(out))
+    assert stopped.returncode == 2 and f"{data}:2: field 'answer': missing" in stopped.stderr
+    done = slmscope(
+        "run",
+        "--model",
+        SMOL,
+        "--tasks",
+        str(cfg),
+        "--skip-bad-rows",
+        "--max-tokens",
+        "8",
+        "--out",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1 bad row(s) skipped" in done.stderr
+    assert len(rows(out / "results.sqlite", "results")) == 2
+    bad = rows(out / "results.sqlite", "bad_rows")
+    assert [(b["line"], b["field"]) for b in bad] == [(2, "answer")]

@@ -8,11 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from slmscope.tasks import TaskFileError, UnknownTaskSet, load_tasks, sample
+from slmscope.tasks import TaskFileError, UnknownTaskSet, load_tasks
 from slmscope.tasks.builtin import SUITE
-from slmscope.tasks.loader import load_jsonl
-from slmscope.tasks.record import Task
-from slmscope.tasks.scoring import entity_f1, extract_answer, label_accuracy, numeric_match, score
+from slmscope.tasks.builtin.numbers import altman_z, credit_points
+from slmscope.tasks.loaders.native import load_native
+from slmscope.tasks.record import TASK_TYPES, Task
+from slmscope.tasks.scoring import (
+    entity_f1,
+    extract_answer,
+    label_accuracy,
+    numeric_match,
+    rouge1,
+    rouge2,
+    rouge_l,
+    score,
+)
 
 
 def write(path: Path, rows: list[object]) -> Path:
@@ -30,7 +40,7 @@ GOOD = {
 
 
 def test_jsonl_loads_with_defaults(tmp_path: Path) -> None:
-    tasks = load_jsonl(write(tmp_path / "mine.jsonl", [GOOD, {**GOOD, "id": "b"}]))
+    tasks = load_native(write(tmp_path / "mine.jsonl", [GOOD, {**GOOD, "id": "b"}]))
     assert [t.id for t in tasks] == ["a", "b"]
     assert tasks[0].dataset == "mine" and tasks[0].scorer == "label_accuracy"
 
@@ -44,9 +54,9 @@ def test_jsonl_loads_with_defaults(tmp_path: Path) -> None:
             r"mine\.jsonl:2: missing field 'gold'",
         ),
         ({**GOOD, "id": "b", "task_type": "poetry"}, r"mine\.jsonl:2: field 'task_type'"),
-        ({**GOOD, "id": "b", "choices": "positive"}, r"mine\.jsonl:2: field 'choices'"),
+        ({**GOOD, "id": "b", "choices": [1, 2]}, r"mine\.jsonl:2: field 'choices'"),
         ({**GOOD}, r"mine\.jsonl:2: field 'id': duplicate"),
-        ("[1, 2]", r"mine\.jsonl:2: expected a JSON object"),
+        ("[1, 2]", r"mine\.jsonl:2: expected an object"),
     ],
 )
 def test_bad_row_names_file_and_line(tmp_path: Path, row: object, message: str) -> None:
@@ -61,11 +71,22 @@ def test_unknown_task_set_lists_the_known_ones() -> None:
 
 
 def test_builtin_suite_is_deterministic_and_complete() -> None:
-    first, second = load_tasks("builtin"), load_tasks("builtin")
+    first, second = load_tasks("builtin").tasks, load_tasks("builtin").tasks
     assert first == second
     assert {t.dataset for t in first} == set(SUITE)
+    assert {t.task_type for t in first} == set(TASK_TYPES)  # one dataset per task type
     assert all(t.rule for t in first)
-    assert len({(t.dataset, t.id) for t in first}) == len(first) == 30
+    assert len({(t.dataset, t.id) for t in first}) == len(first) == 8 * 20
+    for task in first:
+        if task.choices:
+            assert task.gold in task.choices
+    labels = {
+        t.dataset: {t.gold for t in first if t.dataset == d}
+        for d in SUITE
+        for t in first
+        if t.dataset == d and t.choices
+    }
+    assert all(len(v) >= 2 for v in labels.values())  # every label task has both classes
 
 
 def _table_values(task: Task) -> dict[str, list[float]]:
@@ -80,6 +101,7 @@ def _table_values(task: Task) -> dict[str, list[float]]:
 
 def test_table_qa_answers_follow_from_the_table() -> None:
     """Recompute every gold answer from the rendered table, independently of the generator."""
+    assert len(SUITE["builtin:table_qa"]()) == 20
     for task in SUITE["builtin:table_qa"]():
         t = _table_values(task)
         r, c, n = t["Revenue"], t["Operating costs"], t["Net income"]
@@ -107,11 +129,71 @@ def test_ner_gold_lists_every_entity_in_the_sentence() -> None:
 
 
 def test_sample_is_seeded_per_dataset() -> None:
-    tasks = load_tasks("builtin")
-    a, b = sample(tasks, 3, seed=1), sample(tasks, 3, seed=1)
-    assert a == b and len(a) == 9
-    assert sample(tasks, 3, seed=2) != a
-    assert sample(tasks, None) == tasks
+    a = load_tasks("builtin", limit=3, seed=1).tasks
+    assert a == load_tasks("builtin", limit=3, seed=1).tasks and len(a) == 8 * 3
+    assert load_tasks("builtin", limit=3, seed=2).tasks != a
+    assert len(load_tasks("builtin:ner").tasks) == 20
+
+
+def _context_values(task: Task) -> dict[str, float]:
+    assert task.context
+    values = {}
+    for line in task.context.splitlines():
+        name, sep, value = line.rpartition(": ")
+        if sep and re.fullmatch(r"-?[\d,.]+", value):
+            values[name] = float(value.replace(",", ""))
+    return values
+
+
+def test_stock_movement_labels_follow_the_stated_rule() -> None:
+    for task in SUITE["builtin:stock_movement"]():
+        assert task.context
+        closes = [
+            float(line.split(",")[1])
+            for line in task.context.splitlines()
+            if re.fullmatch(r"\d,[\d.]+", line)
+        ]
+        change = closes[-1] / closes[0] - 1
+        momentum = 1 if change > 0.01 else -1 if change < -0.01 else 0
+        news = task.context.split("News:\n", 1)[1]
+        good = sum(
+            any(g in line for g in ("beats", "wins", "raises", "buyback"))
+            for line in news.splitlines()
+        )
+        bad = sum(
+            any(b in line for b in ("misses", "probe", "loses", "recalls"))
+            for line in news.splitlines()
+        )
+        score_ = momentum + good - bad
+        assert score_ != 0 and task.gold == ("Rise" if score_ > 0 else "Fall"), task.id
+
+
+def test_credit_labels_follow_the_scorecard() -> None:
+    for task in SUITE["builtin:credit_scoring"]():
+        v = _context_values(task)
+        points = credit_points(
+            int(v["annual income"]),
+            v["debt-to-income ratio"],
+            int(v["years with current employer"]),
+            int(v["late payments in the last two years"]),
+        )
+        assert task.gold == ("good" if points >= 4 else "bad")
+        assert f"{points} points" in (task.rule or "")
+
+
+def test_bankruptcy_labels_follow_altman_z() -> None:
+    for task in SUITE["builtin:bankruptcy"]():
+        v = list(_context_values(task).values())
+        z = altman_z(*v)
+        assert abs(z - 1.81) >= 0.1
+        assert task.gold == ("yes" if z < 1.81 else "no"), task.id
+
+
+def test_summaries_state_facts_from_the_source() -> None:
+    for task in SUITE["builtin:summarization"]():
+        numbers = re.findall(r"\d[\d,.]*\d|\d", task.gold)
+        for number in numbers:
+            assert number in task.prompt, (task.id, number)
 
 
 SENT = Task(
@@ -191,3 +273,30 @@ def test_extraction_by_task_type() -> None:
     assert extract_answer(NER, "Entities:\nOslo, LOC\nnothing else") == "Oslo, LOC"
     assert extract_answer(NER, "I found none") is None
     assert score(SENT, None) == 0.0
+
+
+SUM = Task(
+    id="s",
+    dataset="d",
+    task_type="summarization",
+    prompt="",
+    scorer="rouge_l",
+    gold="revenue rose 5% to USD 300 million",
+)
+
+
+def test_rouge_scores_by_hand() -> None:
+    answer = "revenue rose 5% to 300 million"  # 6 words, reference 7 (the '%' is dropped)
+    # unigrams: all 6 answer words in the reference -> P 6/6, R 6/7
+    assert rouge1(answer, SUM) == pytest.approx(2 * 1 * 6 / 7 / (1 + 6 / 7))
+    # bigrams: answer 5, reference 6, shared 4 (all but "to 300")
+    assert rouge2(answer, SUM) == pytest.approx(2 * (4 / 5) * (4 / 6) / (4 / 5 + 4 / 6))
+    assert rouge_l(answer, SUM) == pytest.approx(rouge1(answer, SUM))  # in-order subsequence
+    assert rouge_l("million 300 to", SUM) < rouge1("million 300 to", SUM)
+    assert rouge1("", SUM) == rouge2("profit", SUM) == 0.0
+
+
+def test_numeric_scale_words_and_currency() -> None:
+    assert numeric_match("$1.2bn", qa("1200000000")) == 1.0
+    assert numeric_match("USD 3,400 thousand", qa("3400000")) == 1.0
+    assert numeric_match("-4.5%", qa("-0.045")) == 1.0

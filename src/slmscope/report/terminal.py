@@ -2,33 +2,44 @@
 
 from __future__ import annotations
 
+import math
+
+import pandas as pd
 from rich.table import Table
 
-from slmscope.analysis.summary import GroupSummary
+
+def _ci(value: float, low: float, high: float) -> str:
+    if math.isnan(low) or low == high:
+        return f"{value:.2f}"
+    return f"{value:.2f} [{low:.2f}, {high:.2f}]"
 
 
-def results_table(groups: list[GroupSummary]) -> Table:
-    """Score, completion rate ('ok'), mean tokens and latency per model x paradigm x dataset."""
-    models = sorted({g.model for g in groups})
-    several = len(models) > 1
-    title = "Results" if several or not models else f"Results: {models[0]}"
-    table = Table(title=title, caption="ok = completion rate (share of samples with outcome ok)")
+def results_table(summary: pd.DataFrame) -> Table:
+    """Score with its 95% interval, completion rate ('ok'), mean tokens and latency per
+    model x paradigm x dataset (rows of `analysis.summarize`)."""
+    models = sorted(set(summary["model"])) if len(summary) else []
+    paradigms = sorted(set(summary["paradigm"])) if len(summary) else []
+    several, mixed = len(models) > 1, len(paradigms) > 1
+    title = "Results" + ("" if several or not models else f": {models[0]}")
+    title += "" if mixed or not paradigms else f", {paradigms[0]}"
+    table = Table(title=title, caption="score [95% bootstrap CI]; ok = completion rate")
     if several:
         table.add_column("model", no_wrap=True)
-    table.add_column("paradigm", no_wrap=True)
+    if mixed:
+        table.add_column("paradigm", no_wrap=True)
     table.add_column("dataset", no_wrap=True)
-    for name in ("n", "score", "ok", "tokens", "latency s"):
+    for name in ("n", "score", "ok", "tokens", "lat. s"):
         table.add_column(name, justify="right", no_wrap=True)
-    for g in groups:
-        cells = [g.model] if several else []
+    for g in summary.to_dict("records"):
+        cells = [str(g["model"])] if several else []
+        cells += [str(g["paradigm"])] if mixed else []
         cells += [
-            g.paradigm,
-            g.dataset,
-            str(g.n),
-            f"{g.score:.3f}",
-            f"{g.completion_rate:.0%}",
-            f"{g.mean_tokens:,.0f}",
-            f"{g.mean_latency_s:.2f}",
+            str(g["dataset"]),
+            str(g["n"]),
+            _ci(float(g["score"]), float(g["score_lo"]), float(g["score_hi"])),
+            f"{g['completion_rate']:.0%}",
+            f"{g['tokens_mean']:,.0f}",
+            f"{g['latency_mean']:.2f}",
         ]
         table.add_row(*cells)
     return table

@@ -8,11 +8,12 @@ the sample it was on); every other failure is recorded as that sample's outcome.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import platform
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -28,6 +29,7 @@ from slmscope.paradigms import get_paradigm
 from slmscope.paradigms.trace import Trace
 from slmscope.runs.spec import Cell, RunSpec, plan
 from slmscope.runs.store import Store
+from slmscope.tasks.loaders.dataset import BadRow
 from slmscope.tasks.record import Task
 from slmscope.tasks.scoring import score
 
@@ -149,6 +151,7 @@ async def execute(
     on_start: OnStart | None = None,
     on_sample: OnSample | None = None,
     backends: dict[str, Backend] | None = None,
+    bad_rows: Sequence[BadRow] = (),
 ) -> RunTotals:
     """Run every cell of the spec not yet in the store. `backends` overrides open_backend per model
     (tests pass scripted ones)."""
@@ -160,6 +163,7 @@ async def execute(
     store.start_run(
         run_id, now(), spec=spec.to_dict(), versions=versions(), machine=fingerprint(), models={}
     )
+    store.write_bad_rows(run_id, [dataclasses.asdict(b) for b in bad_rows])
     if on_start:
         on_start(totals)
     models: dict[str, Any] = {}

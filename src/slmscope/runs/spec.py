@@ -22,6 +22,8 @@ class RunSpec:
     n_ctx: int = 4096
     n_threads: int | None = None
     base_url: str | None = None
+    data_dir: str | None = None
+    skip_bad_rows: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

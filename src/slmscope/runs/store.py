@@ -129,6 +129,14 @@ CREATE TABLE IF NOT EXISTS steps (
     usage_source TEXT
 );
 CREATE INDEX IF NOT EXISTS steps_by_cell ON steps(cell_key);
+CREATE TABLE IF NOT EXISTS bad_rows (
+    id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    source TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    field TEXT NOT NULL,
+    message TEXT NOT NULL
+);
 """
 
 
@@ -150,6 +158,13 @@ class Store:
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as err:
             raise StoreError(f"{self.path}: cannot use this results file ({err})") from err
+
+    @classmethod
+    def open(cls, run_dir: Path) -> Store:
+        """An existing run directory's store (for reading); refuses a folder without one."""
+        if not (run_dir / DB_NAME).is_file():
+            raise StoreError(f"{run_dir} holds no {DB_NAME}: is it a slmscope run directory?")
+        return cls(run_dir)
 
     def close(self) -> None:
         self._db.close()
@@ -190,6 +205,17 @@ class Store:
                 "UPDATE runs SET finished_at = ?, status = ? WHERE run_id = ?",
                 (finished_at, status, run_id),
             )
+
+    def write_bad_rows(self, run_id: str, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Input rows left out under --skip-bad-rows: where they were and what was wrong."""
+        with self._db:
+            self._db.executemany(
+                _insert("bad_rows", ("run_id", "source", "line", "field", "message")),
+                [(run_id, r["source"], r["line"], r["field"], r["message"]) for r in rows],
+            )
+
+    def bad_rows(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._db.execute("SELECT * FROM bad_rows ORDER BY id")]
 
     def done_keys(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT cell_key FROM results")}

@@ -1,49 +1,95 @@
-"""Tasks: the Task record, loaders, the built-in suite and the scorers."""
+"""Tasks: the Task record, loaders, the built-in suite, the scorers and sampling.
+
+Task set references:
+  builtin              the whole built-in suite
+  builtin:NAME         one built-in dataset (`slmscope tasks list`)
+  finben:NAME          a FinBen dataset: DIR/NAME.jsonl with --data DIR, else the hub set
+  PATH.yaml            a task config (see tasks/loaders/config.py)
+  PATH.jsonl|json|csv|parquet   slmscope's own task format
+"""
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 from slmscope.tasks.builtin import SUITE
-from slmscope.tasks.loader import TaskFileError, load_jsonl
+from slmscope.tasks.errors import TaskFileError
+from slmscope.tasks.loaders.config import TaskConfig, load_config
+from slmscope.tasks.loaders.dataset import BadRow, Loaded, load_dataset
+from slmscope.tasks.loaders.files import FORMATS
+from slmscope.tasks.loaders.native import load_native
 from slmscope.tasks.record import Task
+from slmscope.tasks.sampling import stratified_sample
 
-__all__ = ["SUITE", "Task", "TaskFileError", "UnknownTaskSet", "load_tasks", "sample"]
+__all__ = [
+    "FINBEN_DIR",
+    "SUITE",
+    "BadRow",
+    "Loaded",
+    "Task",
+    "TaskFileError",
+    "UnknownTaskSet",
+    "finben_config",
+    "finben_names",
+    "load_tasks",
+]
+
+FINBEN_DIR = Path(__file__).parent / "configs" / "finben"
 
 
 class UnknownTaskSet(LookupError):
     pass
 
 
-def load_tasks(ref: str) -> list[Task]:
-    """Tasks for `builtin` (the whole suite), a built-in name, or a JSONL task file."""
+def finben_names() -> list[str]:
+    return sorted(p.stem for p in FINBEN_DIR.glob("*.yaml"))
+
+
+def finben_config(name: str) -> TaskConfig:
+    path = FINBEN_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise UnknownTaskSet(f"unknown FinBen set {name!r}; known: {', '.join(finben_names())}")
+    return load_config(path)
+
+
+def load_tasks(
+    ref: str,
+    *,
+    data_dir: Path | None = None,
+    skip_bad_rows: bool = False,
+    limit: int | None = None,
+    seed: int = 0,
+) -> Loaded:
+    """The tasks of one task set reference (see the module docstring), sampled to `limit`."""
     if ref == "builtin":
-        return [task for make in SUITE.values() for task in make()]
-    if ref in SUITE:
-        return SUITE[ref]()
-    if f"builtin:{ref}" in SUITE:
-        return SUITE[f"builtin:{ref}"]()
-    path = Path(ref).expanduser()
-    if path.suffix == ".jsonl":
-        if not path.is_file():
-            raise TaskFileError(path, 0, "file not found")
-        return load_jsonl(path)
-    raise UnknownTaskSet(
-        f"unknown task set {ref!r}: use 'builtin', one of {', '.join(SUITE)}, or a .jsonl file"
-    )
-
-
-def sample(tasks: list[Task], limit: int | None, seed: int = 0) -> list[Task]:
-    """At most `limit` tasks per dataset, drawn with a fixed seed, in their original order."""
-    if limit is None:
-        return tasks
-    by_dataset: dict[str, list[int]] = {}
-    for index, task in enumerate(tasks):
-        by_dataset.setdefault(task.dataset, []).append(index)
-    keep: set[int] = set()
-    for indices in by_dataset.values():
-        keep.update(
-            indices if len(indices) <= limit else random.Random(seed).sample(indices, limit)
+        tasks = [task for make in SUITE.values() for task in make()]
+        return Loaded(stratified_sample(tasks, limit, seed), source="builtin")
+    name = ref if ref in SUITE else f"builtin:{ref}"
+    if name in SUITE:
+        return Loaded(stratified_sample(SUITE[name](), limit, seed), source=name)
+    if ref.startswith("finben:"):
+        return load_dataset(
+            finben_config(ref.split(":", 1)[1]),
+            dataset=ref,
+            data_dir=data_dir,
+            skip_bad_rows=skip_bad_rows,
+            limit=limit,
+            seed=seed,
         )
-    return [task for index, task in enumerate(tasks) if index in keep]
+    path = Path(ref).expanduser()
+    if path.suffix.lower() in (".yaml", ".yml"):
+        cfg = load_config(path)
+        return load_dataset(
+            cfg,
+            dataset=cfg.name,
+            data_dir=data_dir,
+            skip_bad_rows=skip_bad_rows,
+            limit=limit,
+            seed=seed,
+        )
+    if path.suffix.lower().lstrip(".") in (*FORMATS, "ndjson"):
+        return Loaded(stratified_sample(load_native(path), limit, seed), source=str(path))
+    raise UnknownTaskSet(
+        f"unknown task set {ref!r}: use 'builtin', one of {', '.join(SUITE)}, "
+        f"finben:NAME ({', '.join(finben_names())}), a .yaml task config, or a task file"
+    )

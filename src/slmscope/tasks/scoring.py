@@ -121,19 +121,36 @@ def entity_f1(answer: str, task: Task) -> float:
     got, gold = parse_entities(answer), parse_entities(task.gold)
     if not gold:
         return float(not got)
-    overlap = sum((got & gold).values())
-    if overlap == 0:
-        return 0.0
-    precision, recall = overlap / sum(got.values()), overlap / sum(gold.values())
-    return 2 * precision * recall / (precision + recall)
+    return _f1(sum((got & gold).values()), sum(got.values()), sum(gold.values()))
 
 
 # --- summaries --------------------------------------------------------------------------------
 
 
-def rouge_l(answer: str, task: Task) -> float:
-    """ROUGE-L F1 over lower-cased word tokens (longest common subsequence)."""
-    a, g = normalize_label(answer).split(), normalize_label(task.gold).split()
+def _f1(overlap: int, predicted: int, reference: int) -> float:
+    if overlap == 0:
+        return 0.0
+    precision, recall = overlap / predicted, overlap / reference
+    return 2 * precision * recall / (precision + recall)
+
+
+def _words(text: str) -> list[str]:
+    return normalize_label(text).split()
+
+
+def rouge_n(answer: str, reference: str, n: int) -> float:
+    """ROUGE-N F1 over lower-cased word n-grams (clipped counts)."""
+    a, r = _words(answer), _words(reference)
+    grams_a = Counter(tuple(a[i : i + n]) for i in range(len(a) - n + 1))
+    grams_r = Counter(tuple(r[i : i + n]) for i in range(len(r) - n + 1))
+    if not grams_a or not grams_r:
+        return 0.0
+    return _f1(sum((grams_a & grams_r).values()), sum(grams_a.values()), sum(grams_r.values()))
+
+
+def rouge_lcs(answer: str, reference: str) -> float:
+    """ROUGE-L F1 over lower-cased words (longest common subsequence)."""
+    a, g = _words(answer), _words(reference)
     if not a or not g:
         return 0.0
     prev = [0] * (len(g) + 1)
@@ -142,11 +159,19 @@ def rouge_l(answer: str, task: Task) -> float:
         for j, y in enumerate(g, 1):
             cur.append(prev[j - 1] + 1 if x == y else max(prev[j], cur[j - 1]))
         prev = cur
-    lcs = prev[-1]
-    if lcs == 0:
-        return 0.0
-    precision, recall = lcs / len(a), lcs / len(g)
-    return 2 * precision * recall / (precision + recall)
+    return _f1(prev[-1], len(a), len(g))
+
+
+def rouge1(answer: str, task: Task) -> float:
+    return rouge_n(answer, task.gold, 1)
+
+
+def rouge2(answer: str, task: Task) -> float:
+    return rouge_n(answer, task.gold, 2)
+
+
+def rouge_l(answer: str, task: Task) -> float:
+    return rouge_lcs(answer, task.gold)
 
 
 Scorer = Callable[[str, Task], float]
@@ -154,6 +179,8 @@ SCORERS: dict[str, Scorer] = {
     "label_accuracy": label_accuracy,
     "numeric_match": numeric_match,
     "entity_f1": entity_f1,
+    "rouge1": rouge1,
+    "rouge2": rouge2,
     "rouge_l": rouge_l,
 }
 DEFAULT_SCORER: dict[str, str] = {

@@ -1,46 +1,27 @@
-"""Task files: JSONL, one Task per line. Every bad row is reported with its file and line."""
+"""slmscope's own task files: one Task per row, in any format `read_rows` reads.
+
+Fields: id, task_type, prompt, gold; optional choices, context, scorer, rule.
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
+from slmscope.tasks.errors import TaskFileError
+from slmscope.tasks.loaders.files import read_rows
 from slmscope.tasks.record import TASK_TYPES, Task
-from slmscope.tasks.scoring import DEFAULT_SCORER
+from slmscope.tasks.scoring import DEFAULT_SCORER, SCORERS
 
 REQUIRED = ("id", "task_type", "prompt", "gold")
 
 
-class TaskFileError(ValueError):
-    """A task file that cannot be read; the message names the file, the line and the field."""
-
-    def __init__(self, path: Path, line: int, message: str) -> None:
-        super().__init__(f"{path}:{line}: {message}")
-        self.path = path
-        self.line = line
-
-
-def load_jsonl(path: Path, *, dataset: str | None = None) -> list[Task]:
-    """Tasks from a JSONL file with fields id, task_type, prompt, gold (and optional others)."""
+def load_native(path: Path, *, dataset: str | None = None) -> list[Task]:
     name = dataset or path.stem
     tasks: list[Task] = []
     seen: set[str] = set()
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise TaskFileError(path, 0, f"cannot read the file ({err})") from err
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row: Any = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise TaskFileError(
-                path, number, f"not valid JSON ({err.msg} at column {err.colno})"
-            ) from err
+    for number, row in read_rows(path):
         if not isinstance(row, dict):
-            raise TaskFileError(path, number, f"expected a JSON object, got {type(row).__name__}")
+            raise TaskFileError(path, number, f"expected an object, got {type(row).__name__}")
         for key in REQUIRED:
             if row.get(key) in (None, ""):
                 raise TaskFileError(path, number, f"missing field {key!r}")
@@ -52,9 +33,15 @@ def load_jsonl(path: Path, *, dataset: str | None = None) -> list[Task]:
                 f"field 'task_type': {task_type!r} is not one of {', '.join(TASK_TYPES)}",
             )
         choices = row.get("choices") or []
+        if isinstance(choices, str):  # CSV cells: "a|b|c"
+            choices = [c.strip() for c in choices.split("|") if c.strip()]
         if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
             raise TaskFileError(path, number, "field 'choices': expected a list of strings")
         scorer = row.get("scorer") or DEFAULT_SCORER[task_type]
+        if scorer not in SCORERS:
+            raise TaskFileError(
+                path, number, f"field 'scorer': {scorer!r} is not one of {sorted(SCORERS)}"
+            )
         sample_id = str(row["id"])
         if sample_id in seen:
             raise TaskFileError(path, number, f"field 'id': duplicate id {sample_id!r}")
@@ -68,8 +55,8 @@ def load_jsonl(path: Path, *, dataset: str | None = None) -> list[Task]:
                 gold=str(row["gold"]),
                 scorer=scorer,
                 choices=tuple(choices),
-                context=row.get("context"),
-                rule=row.get("rule"),
+                context=row.get("context") or None,
+                rule=row.get("rule") or None,
             )
         )
     if not tasks:

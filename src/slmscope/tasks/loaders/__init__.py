@@ -1,0 +1,1 @@
+"""Loaders: local files in any format, declarative YAML configs, FinBen shapes, the hub."""

@@ -1,0 +1,104 @@
+"""Declarative task configs (YAML): add a dataset without code.
+
+name: fpb
+task_type: sentiment              # one of the eight task types
+file: fpb.jsonl                   # read from --data DIR (or relative to the config file)
+hub: TheFinAI/en-fpb              # dataset-hub id, used when no file is given or found
+split: test
+shape: auto                       # auto | finben | flat
+fields: {id: id, prompt: question, gold: label, context: table}   # for shape flat
+choices: [negative, neutral, positive]
+scorer: label_accuracy            # default: by task type
+prompt_template: "{prompt}"       # may use {prompt}, {context}, {choices}
+few_shot: 0
+limit: 50
+seed: 0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from slmscope.tasks.errors import TaskFileError
+from slmscope.tasks.record import TASK_TYPES, TaskType
+from slmscope.tasks.scoring import DEFAULT_SCORER, SCORERS
+
+SHAPES = ("auto", "finben", "flat")
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    name: str
+    task_type: TaskType
+    file: str | None = None
+    hub: str | None = None
+    split: str = "test"
+    shape: str = "auto"
+    fields: dict[str, str] = field(default_factory=dict)
+    choices: tuple[str, ...] = ()
+    scorer: str = ""
+    prompt_template: str = "{prompt}"
+    few_shot: int = 0
+    limit: int | None = None
+    seed: int = 0
+    description: str = ""
+    base_dir: Path | None = None  # the config file's folder, for relative file paths
+
+    @property
+    def scorer_name(self) -> str:
+        return self.scorer or DEFAULT_SCORER[self.task_type]
+
+
+def parse_config(data: Any, path: Path) -> TaskConfig:
+    """A TaskConfig from parsed YAML; every problem names the file and the key."""
+    if not isinstance(data, dict):
+        raise TaskFileError(path, 1, "a task config must be a YAML mapping")
+    known = {f.name for f in fields(TaskConfig)} - {"base_dir"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise TaskFileError(path, 0, f"unknown key(s) {unknown}; known: {sorted(known)}")
+    for key in ("name", "task_type"):
+        if not data.get(key):
+            raise TaskFileError(path, 0, f"missing key {key!r}")
+    if data["task_type"] not in TASK_TYPES:
+        raise TaskFileError(
+            path, 0, f"key 'task_type': {data['task_type']!r} is not one of {', '.join(TASK_TYPES)}"
+        )
+    if not data.get("file") and not data.get("hub"):
+        data = {**data, "file": f"{data['name']}.jsonl"}
+    if data.get("shape", "auto") not in SHAPES:
+        raise TaskFileError(path, 0, f"key 'shape': use one of {SHAPES}")
+    scorer = data.get("scorer") or ""
+    if scorer and scorer not in SCORERS:
+        raise TaskFileError(path, 0, f"key 'scorer': {scorer!r} is not one of {sorted(SCORERS)}")
+    choices = data.get("choices") or []
+    if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
+        hint = (
+            " (YAML reads unquoted yes/no/on/off as true/false: quote them)"
+            if any(isinstance(c, bool) for c in choices or [])
+            else ""
+        )
+        raise TaskFileError(path, 0, f"key 'choices': expected a list of strings{hint}")
+    for key in ("few_shot", "seed"):
+        if not isinstance(data.get(key, 0), int) or data.get(key, 0) < 0:
+            raise TaskFileError(path, 0, f"key {key!r}: expected a whole number >= 0")
+    limit = data.get("limit")
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise TaskFileError(path, 0, "key 'limit': expected a whole number >= 1")
+    return TaskConfig(**{**data, "choices": tuple(choices), "base_dir": path.parent})
+
+
+def load_config(path: Path) -> TaskConfig:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise TaskFileError(path, 0, f"cannot read the file ({err})") from err
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 0
+        raise TaskFileError(path, line, f"not valid YAML ({err})") from err
+    return parse_config(data, path)

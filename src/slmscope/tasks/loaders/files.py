@@ -1,0 +1,85 @@
+"""Rows from local files (JSONL, JSON, CSV, Parquet), each with the line or row it came from."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from slmscope.tasks.errors import TaskFileError
+
+FORMATS = ("jsonl", "json", "csv", "parquet")
+
+
+def file_format(path: Path) -> str:
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix in ("jsonl", "ndjson"):
+        return "jsonl"
+    if suffix in FORMATS:
+        return suffix
+    raise TaskFileError(path, 0, f"unknown file type {path.suffix!r}; use one of {FORMATS}")
+
+
+def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line or row number, row) pairs; a row that cannot be parsed raises naming its line."""
+    if not path.is_file():
+        raise TaskFileError(path, 0, "file not found")
+    kind = file_format(path)
+    if kind == "jsonl":
+        yield from _jsonl(path)
+    elif kind == "json":
+        yield from _json(path)
+    elif kind == "csv":
+        yield from _csv(path)
+    else:
+        yield from _parquet(path)
+
+
+def _jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as err:
+                raise TaskFileError(
+                    path, number, f"not valid JSON ({err.msg} at column {err.colno})"
+                ) from err
+
+
+def _json(path: Path) -> Iterator[tuple[int, Any]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise TaskFileError(path, err.lineno, f"not valid JSON ({err.msg})") from err
+    if isinstance(data, dict):  # {"data": [...]} or {"rows": [...]}
+        data = next((v for v in data.values() if isinstance(v, list)), None)
+    if not isinstance(data, list):
+        raise TaskFileError(path, 1, "expected a JSON list of rows (or an object holding one)")
+    yield from enumerate(data, 1)
+
+
+def _csv(path: Path) -> Iterator[tuple[int, Any]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        for row in reader:
+            if None in row:
+                raise TaskFileError(path, reader.line_num, "more cells than header columns")
+            yield reader.line_num, row
+
+
+def _parquet(path: Path) -> Iterator[tuple[int, Any]]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as err:
+        raise TaskFileError(
+            path, 0, "reading Parquet needs pyarrow: pip install 'slmscope[parquet]'"
+        ) from err
+    try:
+        table = pq.read_table(path)
+    except Exception as err:  # pyarrow raises several unrelated types for a broken file
+        raise TaskFileError(path, 0, f"not a readable Parquet file ({err})") from err
+    yield from enumerate(table.to_pylist(), 1)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SHARED_FINBEN, SMOL, ScriptedBackend, free_port
+from slmscope import analysis
 from slmscope.models.base import BackendUnavailable
 from slmscope.models.catalog import CATALOG
 from slmscope.runs.executor import execute
@@ -78,6 +79,14 @@ def test_run_builtin_writes_one_row_per_sample_and_resumes(smol_path: Path, tmp_
     assert json.loads(spec)["models"] == [SMOL] and status == "complete"
     assert json.loads(models)[SMOL]["sha256"] == CATALOG[SMOL].sha256
     assert json.loads(machine)["cores"] >= 1
+    # Not a terminal: plain progress lines instead of a live bar.
+    assert "[16/16] smollm2-135m-instruct base" in done.stderr
+    # The pandas API reads the same file.
+    frame = analysis.load(out)
+    assert len(frame) == 16 and set(RESULT_COLUMNS) <= set(frame.columns)
+    summary = analysis.summarize(frame)
+    assert len(summary) == 8 and (summary["score_lo"] <= summary["score"]).all()
+    assert len(analysis.load_steps(out)) == 16
     # The same command again resumes: nothing is redone.
     again = slmscope(*args)
     assert again.returncode == 0, again.stderr

@@ -289,15 +289,22 @@ def _run(spec: RunSpec, out: Path) -> Path:
             "running", total=t.planned - t.skipped, score=0.0, visible=t.planned > t.skipped
         )
 
+    started = time.monotonic()
+
     def on_sample(row: dict[str, Any]) -> None:
         bar["sum"] += row["score"]
         bar["n"] += 1
-        progress.update(
-            bar["id"],
-            advance=1,
-            score=bar["sum"] / bar["n"],
-            description=f"{row['model']} {row['paradigm']} {row['dataset']}",
-        )
+        where = f"{row['model']} {row['paradigm']} {row['dataset']}"
+        progress.update(bar["id"], advance=1, score=bar["sum"] / bar["n"], description=where)
+        todo = totals[0].planned - totals[0].skipped
+        if not err_console.is_terminal and (bar["n"] % max(1, todo // 20) == 0 or bar["n"] == todo):
+            # No live bar in logs and pipes: a plain line about every 5% instead.
+            err_console.print(
+                f"[{bar['n']}/{todo}] {where}  mean score "
+                f"{bar['sum'] / bar['n']:.2f}  {time.monotonic() - started:.0f} s",
+                soft_wrap=True,
+                highlight=False,
+            )
 
     try:
         with progress:

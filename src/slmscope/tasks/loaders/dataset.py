@@ -129,8 +129,8 @@ def _field(row: dict[str, Any], name: str) -> Any:
     return value
 
 
-def _extract(cfg: TaskConfig, row: dict[str, Any]) -> tuple[str, str, str | None, list[str]]:
-    """(prompt, gold, context, row choices) by the row's shape."""
+def _extract(cfg: TaskConfig, row: dict[str, Any]) -> tuple[str, str, str | None, list[str], str]:
+    """(prompt, gold, context, row choices, the gold's field name in the row) by row shape."""
     shape = cfg.shape
     if shape == "auto":
         shape = "finben" if ("conversations" in row or "query" in row) else "flat"
@@ -151,29 +151,34 @@ def _extract(cfg: TaskConfig, row: dict[str, Any]) -> tuple[str, str, str | None
             raise _RowProblem("conversations", "no human turn with a value")
         if agent is None or agent.get("value") is None:
             raise _RowProblem("conversations", "no agent/assistant turn holding the answer")
-        return str(human["value"]), str(agent["value"]), None, []
+        return str(human["value"]), str(agent["value"]), None, [], "conversations"
     if shape == "finben":
         for key in ("query", "answer"):
             if row.get(key) is None:
                 raise _RowProblem(key, "missing")
         choices = row.get("choices") or []
-        return str(row["query"]), str(row["answer"]), None, [str(c) for c in choices]
+        return str(row["query"]), str(row["answer"]), None, [str(c) for c in choices], "answer"
     names = {"prompt": "prompt", "gold": "gold", **cfg.fields}
     prompt, gold = _field(row, names["prompt"]), _field(row, names["gold"])
     context = _field(row, names["context"]) if "context" in names else None
-    return str(prompt), str(gold), None if context is None else str(context), []
+    context_text = None if context is None else str(context)
+    return str(prompt), str(gold), context_text, [], names["gold"]
 
 
 def _task(cfg: TaskConfig, dataset: str, row: Any, line: int) -> Task:
     if not isinstance(row, dict):
         raise _RowProblem("row", f"expected an object, got {type(row).__name__}")
-    prompt, gold, context, row_choices = _extract(cfg, row)
+    prompt, gold, context, row_choices, gold_field = _extract(cfg, row)
     id_field = cfg.fields.get("id", "id")
     sample_id = str(row[id_field]) if row.get(id_field) not in (None, "") else f"line-{line}"
     if not prompt.strip():
         raise _RowProblem(cfg.fields.get("prompt", "prompt"), "empty prompt")
     choices = cfg.choices or tuple(row_choices)
-    gold = _checked_gold(cfg, gold.strip(), choices)
+    try:
+        gold = _checked_gold(cfg, gold.strip(), choices)
+    except _RowProblem as problem:
+        problem.field = gold_field  # name the field as the file spells it
+        raise
     text = cfg.prompt_template.format(
         prompt=prompt, context=context or "", choices=", ".join(choices)
     )

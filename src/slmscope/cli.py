@@ -323,7 +323,8 @@ def _run(spec: RunSpec, out: Path) -> Path:
         done = totals[0].done if totals else 0
         err_console.print(
             f"[yellow]interrupted[/]: {done} samples of this run are saved in "
-            f"{out}; run the same command again to resume."
+            f"{out}; run the same command again to resume.",
+            soft_wrap=True,
         )
         raise typer.Exit(130) from None
     except BackendError as err:
@@ -332,9 +333,11 @@ def _run(spec: RunSpec, out: Path) -> Path:
             f"{done} samples of this run are saved in {out}; run the same command again to resume"
         )
         raise
+    finally:
+        rows = store.results()
+        store.close()
     keys = {c.key for c in plan(spec, tasks)}
-    rows = [r for r in store.results() if r["cell_key"] in keys]
-    store.close()
+    rows = [r for r in rows if r["cell_key"] in keys]
     console.print(results_table(summarize(pd.DataFrame(rows))))
     return out
 

@@ -16,6 +16,7 @@ from conftest import SHARED_FINBEN, SMOL, ScriptedBackend, free_port
 from slmscope import analysis
 from slmscope.models.base import BackendUnavailable
 from slmscope.models.catalog import CATALOG
+from slmscope.paradigms.trace import OUTCOMES
 from slmscope.runs.executor import execute
 from slmscope.runs.spec import RunSpec
 from slmscope.runs.store import RESULT_COLUMNS, STEP_COLUMNS, Store
@@ -239,3 +240,51 @@ def test_skip_bad_rows_are_recorded_in_the_store(smol_path: Path, tmp_path: Path
     assert len(rows(out / "results.sqlite", "results")) == 2
     bad = rows(out / "results.sqlite", "bad_rows")
     assert [(b["line"], b["field"]) for b in bad] == [(2, "answer")]
+
+
+QWEN = "qwen2.5-coder-0.5b-instruct"
+
+
+@pytest.mark.parametrize("model", [SMOL, QWEN])
+def test_agent_paradigms_end_to_end_on_real_models(
+    smol_path: Path, tmp_path: Path, model: str
+) -> None:
+    """Single agent, multi agent and fallback on a real model: every sample gets an outcome
+    of the taxonomy, steps name their agents, and trace prints them."""
+    out = tmp_path / "agents"
+    done = slmscope(
+        "run",
+        "--model",
+        model,
+        "--tasks",
+        "builtin:table_qa",
+        "--limit",
+        "1",
+        "--paradigm",
+        "single",
+        "--paradigm",
+        "multi",
+        "--paradigm",
+        "single+fallback",
+        "--max-tokens",
+        "48",
+        "--out",
+        str(out),
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr
+    results = {r["paradigm"]: r for r in rows(out / "results.sqlite", "results")}
+    assert set(results) == {"single", "multi", "single+fallback"}
+    for r in results.values():
+        assert r["outcome"] in OUTCOMES and r["n_calls"] >= 1
+    fallback = results["single+fallback"]
+    assert fallback["agent_outcome"] in OUTCOMES
+    steps = rows(out / "results.sqlite", "steps")
+    agents = {s["agent"] for s in steps if s["paradigm"] == "multi"}
+    assert "supervisor" in agents
+    if fallback["agent_outcome"] != "ok":  # the base model answered too: both costs counted
+        assert any(s["agent"] == "base" for s in steps if s["paradigm"] == "single+fallback")
+    sample = next(iter(results.values()))["sample_id"]
+    shown = slmscope("trace", str(out), sample, "--paradigm", "multi")
+    assert shown.returncode == 0, shown.stderr
+    assert "supervisor turn 1" in shown.stdout and "outcome" in shown.stdout

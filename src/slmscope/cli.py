@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import sys
@@ -15,6 +16,7 @@ from typing import Any
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -34,7 +36,8 @@ from slmscope.home import home_dir
 from slmscope.models import BackendError, GenerationConfig, ModelCard, UnknownModel, resolve
 from slmscope.models.catalog import CATALOG, DEFAULT_MODEL, ServedSource
 from slmscope.models.pull import PullError, pull
-from slmscope.paradigms import get_paradigm
+from slmscope.paradigms import PARADIGM_NAMES, get_paradigm
+from slmscope.paradigms.multi_agent import load_roster
 from slmscope.report.terminal import results_table
 from slmscope.runs.executor import RunTotals, execute
 from slmscope.runs.spec import RunSpec, plan
@@ -356,7 +359,15 @@ def run(
         "hf:OWNER/REPO/FILE.gguf, or a served model's name with "
         "--base-url. Repeatable.",
     ),
-    paradigm: list[str] = typer.Option(["base"], "--paradigm", "-p", help="Repeatable."),
+    paradigm: list[str] = typer.Option(
+        ["base"],
+        "--paradigm",
+        "-p",
+        help=f"One of {', '.join(PARADIGM_NAMES)}. Repeatable: all run on the same samples.",
+    ),
+    roster: Path | None = typer.Option(
+        None, help="YAML roster of specialists for the multi paradigm (name, role, tools)."
+    ),
     tasks: list[str] = typer.Option(
         ["builtin"],
         "--tasks",
@@ -401,11 +412,14 @@ def run(
         base_url=base_url,
         data_dir=str(data) if data else None,
         skip_bad_rows=skip_bad_rows,
+        roster=str(roster) if roster else None,
     )
     target = out or _default_out(time.strftime("%Y%m%d-%H%M%S"))
     with user_errors():
         for name in spec.paradigms:
-            get_paradigm(name)
+            get_paradigm(name)  # an unknown name fails here, before any model loads
+        if roster is not None:
+            load_roster(roster)
         _run(spec, target)
     console.print(f"results: {target / 'results.sqlite'}")
 
@@ -433,6 +447,84 @@ def quickstart(
         f"results: {out / 'results.sqlite'} (tables runs, results, steps; "
         f"see README) in {time.perf_counter() - start:.1f} s"
     )
+
+
+# --- trace ----------------------------------------------------------------------------------
+
+
+def _clip(text: str | None, limit: int = 600) -> str:
+    """Shortened and markup-escaped: model output may hold anything, brackets included."""
+    text = (text or "").strip()
+    if len(text) > limit:
+        text = text[:limit] + f" [... {len(text) - limit} more]"
+    return escape(text)
+
+
+@app.command()
+def trace(
+    run_dir: Path,
+    sample_id: str,
+    paradigm: str | None = typer.Option(None, help="Only this paradigm."),
+    model: str | None = typer.Option(None, help="Only this model."),
+    full: bool = typer.Option(False, help="Show whole prompts and replies."),
+) -> None:
+    """One sample's steps, readably: each model call with its agent, tool and observation."""
+    with user_errors():
+        store = Store.open(run_dir)
+        try:
+            results = [
+                r
+                for r in store.results()
+                if r["sample_id"] == sample_id
+                and paradigm in (None, r["paradigm"])
+                and model in (None, r["model"])
+            ]
+            if not results:
+                raise ValueError(f"no sample {sample_id!r} in {run_dir}")
+            limit = 100_000 if full else 600
+            for r in results:
+                console.rule(
+                    escape(f"{r['model']} / {r['paradigm']} / {r['dataset']} / {sample_id}")
+                )
+                agent = f" (agent: {r['agent_outcome']})" if r.get("agent_outcome") else ""
+                console.print(
+                    f"outcome [bold]{r['outcome']}[/]{agent}, score {r['score']:.2f}, "
+                    f"answer {r['final_answer']!r}, gold {r['gold']!r}, "
+                    f"{r['total_tokens']} tokens, {r['latency_s']:.2f} s",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+                for s in store.steps(r["cell_key"]):
+                    tokens = (
+                        f"{s['prompt_tokens']}+{s['completion_tokens']} tokens"
+                        if s["prompt_tokens"] is not None
+                        else "no reply"
+                    )
+                    console.print(
+                        f"[cyan]{s['agent']} turn {s['turn']}[/] {tokens}"
+                        + (f", {s['latency_s']:.2f} s" if s["latency_s"] else ""),
+                        highlight=False,
+                    )
+                    if full:
+                        for m in json.loads(s["messages"]):
+                            console.print(
+                                f"  [dim]{m['role']}:[/] {_clip(m['content'], limit)}",
+                                markup=True,
+                                highlight=False,
+                            )
+                    console.print(
+                        f"  [green]reply:[/] {_clip(s['output'], limit)}", highlight=False
+                    )
+                    if s["tool"]:
+                        console.print(
+                            f"  [yellow]tool {s['tool']}[/] {s['tool_input']} -> "
+                            f"{_clip(s['observation'], limit)}",
+                            highlight=False,
+                        )
+                    if s["error"]:
+                        console.print(f"  [red]error:[/] {_clip(s['error'])}", highlight=False)
+        finally:
+            store.close()
 
 
 # --- doctor -----------------------------------------------------------------------------------

@@ -1,25 +1,33 @@
-"""Paradigms: how a model is put to work on a task (base, single agent, multi agent)."""
+"""Paradigms: how a model is put to work on a task (base, single agent, multi agent, fallback)."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Sequence
 
-from slmscope.models.base import Backend, GenerationConfig
-from slmscope.paradigms.base import Base
+from slmscope.paradigms.base import Base, Paradigm
+from slmscope.paradigms.fallback import Fallback
+from slmscope.paradigms.multi_agent import MultiAgent, Specialist, TeamLimits
+from slmscope.paradigms.react import AgentLimits
+from slmscope.paradigms.single_agent import SingleAgent
 from slmscope.paradigms.trace import Trace
-from slmscope.tasks.record import Task
+
+__all__ = ["PARADIGM_NAMES", "AgentLimits", "Paradigm", "Trace", "get_paradigm"]
+
+PARADIGM_NAMES = ("base", "single", "multi", "single+fallback", "multi+fallback")
 
 
-class Paradigm(Protocol):
-    name: str
-
-    async def solve(self, task: Task, backend: Backend, gen: GenerationConfig) -> Trace: ...
-
-
-PARADIGMS: dict[str, type[Base]] = {"base": Base}
-
-
-def get_paradigm(name: str) -> Paradigm:
-    if name not in PARADIGMS:
-        raise ValueError(f"unknown paradigm {name!r}; available: {', '.join(PARADIGMS)}")
-    return PARADIGMS[name]()
+def get_paradigm(
+    name: str, *, limits: AgentLimits | None = None, roster: Sequence[Specialist] = ()
+) -> Paradigm:
+    """The paradigm called `name` (see PARADIGM_NAMES)."""
+    limits = limits or AgentLimits()
+    if name.endswith("+fallback") and name != "base+fallback":
+        return Fallback(get_paradigm(name.removesuffix("+fallback"), limits=limits, roster=roster))
+    if name == "base":
+        return Base()
+    if name == "single":
+        return SingleAgent(limits)
+    if name == "multi":
+        team = TeamLimits(**{f: getattr(limits, f) for f in AgentLimits.__dataclass_fields__})
+        return MultiAgent(team, roster)
+    raise ValueError(f"unknown paradigm {name!r}; available: {', '.join(PARADIGM_NAMES)}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from slmscope.models.base import (
     Backend,
     BackendError,
@@ -16,6 +18,14 @@ from slmscope.paradigms.protocol import final_answer_tag
 from slmscope.paradigms.trace import Outcome, Step, Trace
 from slmscope.tasks.record import Task
 from slmscope.tasks.scoring import extract_answer
+
+
+class Paradigm(Protocol):
+    """How a model is put to work on a task; `name` is what results call it."""
+
+    name: str
+
+    async def solve(self, task: Task, backend: Backend, gen: GenerationConfig) -> Trace: ...
 
 
 def failed_call(err: BackendError) -> Outcome:

@@ -5,6 +5,10 @@ from __future__ import annotations
 from slmscope.models.base import Message
 from slmscope.tasks.record import Task
 
+# Part of every sample's cell key: change it whenever a paradigm's prompts change, so that
+# resuming a run never mixes samples made with different prompts.
+PROMPT_VERSION = "2026-11-24.1"
+
 BASE_SYSTEM = (
     "You are a careful financial analyst. Answer the user's task. "
     "Write your final answer inside <final_answer></final_answer> tags."

@@ -46,3 +46,4 @@ class Trace:
     final_answer: str | None
     outcome: Outcome
     error: str | None = None
+    agent_outcome: Outcome | None = None  # with a fallback: the agent's own outcome

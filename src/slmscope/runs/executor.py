@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from slmscope import __version__
@@ -25,7 +26,8 @@ from slmscope.metering.machine import fingerprint
 from slmscope.metering.memory import peak_rss_mb
 from slmscope.models import Backend, ModelCard, ServedSource, open_backend
 from slmscope.models.pull import file_sha256
-from slmscope.paradigms import get_paradigm
+from slmscope.paradigms import AgentLimits, Paradigm, get_paradigm
+from slmscope.paradigms.multi_agent import load_roster
 from slmscope.paradigms.trace import Trace
 from slmscope.runs.spec import Cell, RunSpec, plan
 from slmscope.runs.store import Store
@@ -90,6 +92,7 @@ def result_row(run_id: str, cell: Cell, trace: Trace, latency_s: float) -> dict[
         "task_type": task.task_type,
         "sample_id": task.id,
         "outcome": trace.outcome,
+        "agent_outcome": trace.agent_outcome,
         "score": score(task, trace.final_answer),
         "final_answer": trace.final_answer,
         "gold": task.gold,
@@ -167,6 +170,12 @@ async def execute(
     if on_start:
         on_start(totals)
     models: dict[str, Any] = {}
+    limits = AgentLimits(max_tokens_per_turn=spec.gen.max_tokens, context_window=spec.n_ctx)
+    # One instance per paradigm: agents keep their knowledge index across samples.
+    roster = load_roster(Path(spec.roster)) if spec.roster else ()
+    paradigms: dict[str, Paradigm] = {
+        name: get_paradigm(name, limits=limits, roster=roster) for name in spec.paradigms
+    }
     status = "failed"
     try:
         for model_id in spec.models:
@@ -181,7 +190,7 @@ async def execute(
             store.update_run_models(run_id, models)
             try:
                 for cell in mine:
-                    paradigm = get_paradigm(cell.paradigm)
+                    paradigm = paradigms[cell.paradigm]
                     start = time.perf_counter()
                     trace = await paradigm.solve(cell.task, backend, spec.gen)
                     row = result_row(run_id, cell, trace, time.perf_counter() - start)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from slmscope.models.base import GenerationConfig
-from slmscope.paradigms.prompts import BASE_SYSTEM
+from slmscope.paradigms.prompts import PROMPT_VERSION
 from slmscope.tasks.record import Task
 
 
@@ -24,6 +25,7 @@ class RunSpec:
     base_url: str | None = None
     data_dir: str | None = None
     skip_bad_rows: bool = False
+    roster: str | None = None  # YAML roster for the multi-agent paradigm
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -33,7 +35,8 @@ class RunSpec:
         settings = {
             "gen": asdict(self.gen),
             "n_ctx": self.n_ctx,
-            "prompt": BASE_SYSTEM,
+            "prompts": PROMPT_VERSION,
+            "roster": Path(self.roster).read_text() if self.roster else None,
             "base_url": self.base_url,
         }
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]

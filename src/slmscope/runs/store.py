@@ -24,6 +24,7 @@ RESULT_COLUMNS = (
     "task_type",
     "sample_id",
     "outcome",
+    "agent_outcome",
     "score",
     "final_answer",
     "gold",
@@ -86,6 +87,7 @@ CREATE TABLE IF NOT EXISTS results (
     task_type TEXT NOT NULL,
     sample_id TEXT NOT NULL,
     outcome TEXT NOT NULL,
+    agent_outcome TEXT,
     score REAL NOT NULL,
     final_answer TEXT,
     gold TEXT NOT NULL,
@@ -156,8 +158,16 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            self._migrate()
         except sqlite3.DatabaseError as err:
             raise StoreError(f"{self.path}: cannot use this results file ({err})") from err
+
+    def _migrate(self) -> None:
+        """Columns added since a results file was first written (older runs stay readable)."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
+        with self._db:
+            if "agent_outcome" not in have:
+                self._db.execute("ALTER TABLE results ADD COLUMN agent_outcome TEXT")
 
     @classmethod
     def open(cls, run_dir: Path) -> Store:

@@ -14,7 +14,11 @@ class ToolError(Exception):
 class Tool(Protocol):
     name: str
     description: str
-    schema: dict[str, Any]  # JSON schema of the input object
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        """JSON schema of the input object."""
+        ...
 
     async def run(self, args: Mapping[str, Any]) -> str: ...
 

@@ -1,0 +1,242 @@
+"""The ReAct loop shared by the agents: think, act with a tool, observe, repeat, answer.
+
+One function, top to bottom. It records every model call as a Step, and ends with an outcome
+from the taxonomy: a final answer (`ok`), or the reason there is none. The multi-agent
+supervisor runs this same loop with the specialists as its tools, naming its own failure
+outcomes (an unknown specialist is a routing failure, a repeated hand-off a delegation loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from slmscope.models.base import (
+    Backend,
+    BackendError,
+    BackendUnavailable,
+    GenerationConfig,
+    Message,
+)
+from slmscope.paradigms.base import failed_call
+from slmscope.paradigms.protocol import ProtocolError, parse_reply
+from slmscope.paradigms.trace import Outcome, Step, Trace
+from slmscope.tasks.record import Task
+from slmscope.tasks.scoring import extract_answer
+from slmscope.tools.base import Tool, ToolError
+
+OBSERVATION_STOP = ["<observation>"]  # the model must not write its own observations
+
+
+@dataclass(frozen=True)
+class AgentLimits:
+    """The study's default of 5 turns; budgets that end a runaway sample cleanly."""
+
+    max_turns: int = 5
+    max_tokens_per_turn: int = 256
+    token_budget: int = 16_000  # prompt + completion tokens over all turns of one loop
+    context_window: int = 4096
+    max_observation_chars: int = 1500
+    tool_timeout_s: float = 30.0
+    max_repeats: int = 1  # identical actions tolerated before the loop ends
+
+
+@dataclass(frozen=True)
+class LoopEnd:
+    answer: str | None
+    outcome: Outcome
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class FailureNames:
+    """Which outcome each failure of this loop is called."""
+
+    unknown_tool: Outcome = "unknown_tool"
+    repeated: Outcome = "max_steps"
+
+
+def describe_tools(tools: Mapping[str, Tool]) -> str:
+    return "\n".join(
+        f"- {name}: {tool.description} Input schema: "
+        f"{json.dumps(tool.schema.get('properties', {}))}"
+        for name, tool in tools.items()
+    )
+
+
+def protocol_prompt(role: str, tools: Mapping[str, Tool]) -> str:
+    return (
+        f"{role}\n\nYou can use these tools:\n{describe_tools(tools)}\n\n"
+        "Work in turns. In each turn, first think inside <think></think>. Then either call one "
+        'tool with <action>{"tool": "NAME", "input": {...}}</action> (strict JSON) and stop; '
+        "the result comes back as <observation>...</observation>. Or, when you know the "
+        "answer, write it inside <final_answer></final_answer>.\n"
+        'Example: <think>I need the growth.</think><action>{"tool": "calculator", "input": '
+        '{"expression": "growth(120, 150)"}}</action>'
+    )
+
+
+def _estimate_tokens(messages: list[Message], last_prompt: int, last_len: int) -> int:
+    """Prompt size: the backend's last count plus about 4 characters a token for what's new."""
+    chars = sum(len(m["content"]) for m in messages)
+    return last_prompt + max(0, chars - last_len) // 4 if last_prompt else chars // 4
+
+
+def _compact(messages: list[Message], keep_chars: int = 200) -> bool:
+    """Shorten the oldest long observation; False when there is nothing left to shorten."""
+    for message in messages[2:-1]:
+        content = message["content"]
+        if message["role"] == "user" and len(content) > keep_chars + 40:
+            message["content"] = content[:keep_chars] + " [...shortened to fit the context]"
+            return True
+    return False
+
+
+async def react(
+    *,
+    agent: str,
+    system: str,
+    user: str,
+    tools: Mapping[str, Tool],
+    backend: Backend,
+    gen: GenerationConfig,
+    limits: AgentLimits,
+    steps: list[Step],
+    names: FailureNames | None = None,
+) -> LoopEnd:
+    """Run the loop; every model call is appended to `steps`."""
+    names = names or FailureNames()
+    messages: list[Message] = [
+        {"role": "system", "content": system},
+        {"role": "user", "content": user},
+    ]
+    seen: dict[str, int] = {}
+    spent, last_prompt, last_len = 0, 0, 0
+    failure: tuple[Outcome, str] = ("max_steps", f"no final answer in {limits.max_turns} turns")
+    for turn in range(1, limits.max_turns + 1):
+        # Context guard: shorten old observations, else end cleanly rather than overflow.
+        while (
+            _estimate_tokens(messages, last_prompt, last_len) + limits.max_tokens_per_turn
+            > limits.context_window
+        ):
+            if not _compact(messages):
+                return LoopEnd(
+                    None,
+                    "context_overflow",
+                    "the conversation no longer fits the "
+                    f"{limits.context_window}-token context window",
+                )
+        # A copy: later compaction must not rewrite what this step sent.
+        sent = tuple(Message(role=m["role"], content=m["content"]) for m in messages)
+        try:
+            reply = await backend.chat(
+                messages,
+                max_tokens=limits.max_tokens_per_turn,
+                temperature=gen.temperature,
+                top_p=gen.top_p,
+                stop=OBSERVATION_STOP,
+                seed=gen.seed,
+            )
+        except BackendUnavailable:
+            raise
+        except BackendError as err:
+            steps.append(Step(agent, turn, sent, "", None, None, error=str(err)))
+            return LoopEnd(None, failed_call(err), str(err))
+        spent += reply.usage.total_tokens
+        last_prompt, last_len = reply.usage.prompt_tokens, sum(len(m["content"]) for m in messages)
+        try:
+            parsed = parse_reply(reply.text)
+        except ProtocolError as err:
+            steps.append(
+                Step(
+                    agent,
+                    turn,
+                    sent,
+                    reply.text,
+                    reply.usage,
+                    reply.timings,
+                    error=err.reason,
+                )
+            )
+            failure = (
+                "no_final_answer" if err.reason == "no_action_or_answer" else "malformed_action",
+                str(err),
+            )
+            messages += [
+                {"role": "assistant", "content": reply.text},
+                {
+                    "role": "user",
+                    "content": f"<observation>Not understood ({err}). Use "
+                    "<action>{...}</action> or <final_answer>...</final_answer>."
+                    "</observation>",
+                },
+            ]
+            continue
+        if parsed.final_answer is not None:
+            steps.append(Step(agent, turn, sent, reply.text, reply.usage, reply.timings))
+            return LoopEnd(parsed.final_answer, "ok")
+        action = parsed.action
+        assert action is not None
+        key = f"{action.tool}|{json.dumps(action.input, sort_keys=True)}"
+        seen[key] = seen.get(key, 0) + 1
+        tool = tools.get(action.tool)
+        error: str | None = None
+        if tool is None:
+            observation = f"error: unknown tool {action.tool!r}; available: {', '.join(tools)}"
+            failure, error = (names.unknown_tool, observation), "unknown_tool"
+        elif seen[key] > 1:
+            observation = (
+                "error: you already ran exactly this action; its result is above. "
+                "Answer now, or try something different."
+            )
+            failure, error = (names.repeated, f"repeated action {key}"), "repeated_action"
+        else:
+            try:
+                observation = await asyncio.wait_for(tool.run(action.input), limits.tool_timeout_s)
+            except ToolError as err:
+                observation, error = f"error: {err}", "tool_error"
+                failure = ("tool_error", str(err))
+            except TimeoutError:
+                observation, error = "error: the tool took too long", "tool_error"
+                failure = ("tool_error", f"{action.tool} timed out")
+        observation = observation[: limits.max_observation_chars]
+        steps.append(
+            Step(
+                agent,
+                turn,
+                sent,
+                reply.text,
+                reply.usage,
+                reply.timings,
+                tool=action.tool,
+                tool_input=json.dumps(action.input),
+                observation=observation,
+                error=error,
+            )
+        )
+        if seen[key] > limits.max_repeats:
+            return LoopEnd(None, names.repeated, f"the same action repeated: {key}")
+        if spent >= limits.token_budget:
+            return LoopEnd(None, "max_steps", f"token budget of {limits.token_budget} spent")
+        messages += [
+            {"role": "assistant", "content": reply.text},
+            {"role": "user", "content": f"<observation>{observation}</observation>"},
+        ]
+    return LoopEnd(None, failure[0], failure[1])
+
+
+def finish(task: Task, steps: list[Step], end: LoopEnd) -> Trace:
+    """The sample's Trace: the final answer read by task type, or the loop's failure."""
+    if end.outcome != "ok" or end.answer is None:
+        return Trace(tuple(steps), None, end.outcome, end.error)
+    answer = extract_answer(task, end.answer)
+    if answer is None:
+        return Trace(
+            tuple(steps),
+            None,
+            "no_final_answer",
+            f"no answer could be read from the final answer {end.answer[:80]!r}",
+        )
+    return Trace(tuple(steps), answer, "ok")

@@ -1,0 +1,56 @@
+"""The single agent: one ReAct loop with the calculator, the Python sandbox, knowledge search
+and a lookup over the task's own context."""
+
+from __future__ import annotations
+
+from slmscope.models.base import Backend, GenerationConfig
+from slmscope.paradigms.prompts import task_text
+from slmscope.paradigms.react import AgentLimits, finish, protocol_prompt, react
+from slmscope.paradigms.trace import Step, Trace
+from slmscope.tasks.record import Task
+from slmscope.tools.base import Tool
+from slmscope.tools.calculator import Calculator
+from slmscope.tools.knowledge import KnowledgeSearch
+from slmscope.tools.lookup import Lookup
+from slmscope.tools.python_sandbox import PythonSandbox
+
+SINGLE_ROLE = (
+    "You are a careful financial analyst who solves the user's task step by step, using tools "
+    "when they help (arithmetic, code, definitions, looking up the task's own text)."
+)
+
+
+def task_tools(task: Task, knowledge: KnowledgeSearch) -> dict[str, Tool]:
+    """Every tool, the lookup bound to this task's context (or its prompt, which FinBen rows
+    use to carry the context)."""
+    return {
+        "calculator": Calculator(),
+        "python": PythonSandbox(),
+        "knowledge_search": knowledge,
+        "lookup": Lookup(task.context or task.prompt),
+    }
+
+
+class SingleAgent:
+    name = "single"
+
+    def __init__(
+        self, limits: AgentLimits | None = None, knowledge: KnowledgeSearch | None = None
+    ) -> None:
+        self.limits = limits or AgentLimits()
+        self.knowledge = knowledge or KnowledgeSearch()  # indexed once, on first use
+
+    async def solve(self, task: Task, backend: Backend, gen: GenerationConfig) -> Trace:
+        tools = task_tools(task, self.knowledge)
+        steps: list[Step] = []
+        end = await react(
+            agent="single",
+            system=protocol_prompt(SINGLE_ROLE, tools),
+            user=task_text(task),
+            tools=tools,
+            backend=backend,
+            gen=gen,
+            limits=self.limits,
+            steps=steps,
+        )
+        return finish(task, steps, end)

@@ -145,21 +145,15 @@ async def react(
             steps.append(Step(agent, turn, sent, "", None, None, error=str(err)))
             return LoopEnd(None, failed_call(err), str(err))
         spent += reply.usage.total_tokens
+
+        def record(**extra: str | None) -> None:
+            steps.append(Step(agent, turn, sent, reply.text, reply.usage, reply.timings, **extra))  # noqa: B023
+
         last_prompt, last_len = reply.usage.prompt_tokens, sum(len(m["content"]) for m in messages)
         try:
             parsed = parse_reply(reply.text)
         except ProtocolError as err:
-            steps.append(
-                Step(
-                    agent,
-                    turn,
-                    sent,
-                    reply.text,
-                    reply.usage,
-                    reply.timings,
-                    error=err.reason,
-                )
-            )
+            record(error=err.reason)
             failure = (
                 "no_final_answer" if err.reason == "no_action_or_answer" else "malformed_action",
                 str(err),
@@ -175,7 +169,7 @@ async def react(
             ]
             continue
         if parsed.final_answer is not None:
-            steps.append(Step(agent, turn, sent, reply.text, reply.usage, reply.timings))
+            record()
             return LoopEnd(parsed.final_answer, "ok")
         action = parsed.action
         assert action is not None
@@ -202,19 +196,11 @@ async def react(
                 observation, error = "error: the tool took too long", "tool_error"
                 failure = ("tool_error", f"{action.tool} timed out")
         observation = observation[: limits.max_observation_chars]
-        steps.append(
-            Step(
-                agent,
-                turn,
-                sent,
-                reply.text,
-                reply.usage,
-                reply.timings,
-                tool=action.tool,
-                tool_input=json.dumps(action.input),
-                observation=observation,
-                error=error,
-            )
+        record(
+            tool=action.tool,
+            tool_input=json.dumps(action.input),
+            observation=observation,
+            error=error,
         )
         if seen[key] > limits.max_repeats:
             return LoopEnd(None, names.repeated, f"the same action repeated: {key}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-from slmscope.tasks.record import Task
+from slmscope.tasks.record import Task, TaskType
 
 SENTIMENT_CHOICES = ("positive", "negative", "neutral")
 
@@ -51,20 +51,42 @@ _SENTIMENT_PROMPT = (
 )
 
 
-def sentiment() -> list[Task]:
+def _authored(
+    pairs: tuple[tuple[str, str], ...],
+    *,
+    prefix: str,
+    dataset: str,
+    task_type: TaskType,
+    prompt: str,
+    choices: tuple[str, ...],
+    rule: str,
+) -> list[Task]:
+    """Label tasks from authored (text, label) pairs."""
     return [
         Task(
-            id=f"sent-{i:02d}",
-            dataset="builtin:sentiment",
-            task_type="sentiment",
-            prompt=_SENTIMENT_PROMPT.format(text=text),
+            id=f"{prefix}-{i:02d}",
+            dataset=dataset,
+            task_type=task_type,
+            prompt=prompt.format(text=text),
             gold=label,
             scorer="label_accuracy",
-            choices=SENTIMENT_CHOICES,
-            rule="label given by the suite's author: good, bad or neither for investors",
+            choices=choices,
+            rule=rule,
         )
-        for i, (text, label) in enumerate(_SENTENCES, 1)
+        for i, (text, label) in enumerate(pairs, 1)
     ]
+
+
+def sentiment() -> list[Task]:
+    return _authored(
+        _SENTENCES,
+        prefix="sent",
+        dataset="builtin:sentiment",
+        task_type="sentiment",
+        prompt=_SENTIMENT_PROMPT,
+        choices=SENTIMENT_CHOICES,
+        rule="label given by the suite's author: good, bad or neither for investors",
+    )
 
 
 _PEOPLE = (
@@ -166,20 +188,15 @@ _HEADLINE_PROMPT = (
 
 
 def headlines() -> list[Task]:
-    return [
-        Task(
-            id=f"head-{i:02d}",
-            dataset="builtin:headlines",
-            task_type="classification",
-            prompt=_HEADLINE_PROMPT.format(text=text),
-            gold=label,
-            scorer="label_accuracy",
-            choices=HEADLINE_CHOICES,
-            rule="Yes when the headline reports a rise in the gold price, else No "
-            "(authored headlines)",
-        )
-        for i, (text, label) in enumerate(_HEADLINES, 1)
-    ]
+    return _authored(
+        _HEADLINES,
+        prefix="head",
+        dataset="builtin:headlines",
+        task_type="classification",
+        prompt=_HEADLINE_PROMPT,
+        choices=HEADLINE_CHOICES,
+        rule="Yes when the headline reports a rise in the gold price, else No (authored headlines)",
+    )
 
 
 _SUMMARY_FIRMS = (

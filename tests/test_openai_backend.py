@@ -8,7 +8,7 @@ import time
 import pytest
 
 from conftest import SMOL, free_port
-from slmscope.models.base import BackendUnavailable, Message
+from slmscope.models.base import BackendUnavailable, Completion, Message
 from slmscope.models.openai_compat import OpenAIBackend
 from slmscope.models.retry import RetryPolicy
 
@@ -19,9 +19,14 @@ MESSAGES: list[Message] = [
 
 
 def test_non_streaming_reads_server_usage(llama_server: str) -> None:
-    backend = OpenAIBackend(llama_server, SMOL, stream=False)
-    reply = asyncio.run(backend.chat(MESSAGES, max_tokens=20, temperature=0.0, top_p=0.9, seed=0))
-    asyncio.run(backend.aclose())
+    async def go() -> Completion:
+        backend = OpenAIBackend(llama_server, SMOL, stream=False)
+        try:
+            return await backend.chat(MESSAGES, max_tokens=20, temperature=0.0, top_p=0.9, seed=0)
+        finally:
+            await backend.aclose()
+
+    reply = asyncio.run(go())
     assert reply.text.strip()
     assert reply.usage.source == "backend"
     assert reply.usage.prompt_tokens == reply.raw_usage["prompt_tokens"] > 10
@@ -60,11 +65,17 @@ def test_dead_server_is_unavailable_after_bounded_retries() -> None:
     backend = OpenAIBackend(
         f"http://127.0.0.1:{port}/v1", SMOL, retry=policy, connect_timeout_s=1.0
     )
+
+    async def go() -> None:
+        try:
+            await backend.chat(MESSAGES, max_tokens=8, temperature=0.0, top_p=0.9)
+        finally:
+            await backend.aclose()
+
     start = time.monotonic()
     with pytest.raises(BackendUnavailable) as info:
-        asyncio.run(backend.chat(MESSAGES, max_tokens=8, temperature=0.0, top_p=0.9))
+        asyncio.run(go())
     elapsed = time.monotonic() - start
-    asyncio.run(backend.aclose())
     assert f"127.0.0.1:{port}" in str(info.value)
     assert "after 3 attempts" in info.value.__notes__[0]
     assert 0.5 < elapsed < 5.0  # two backoff sleeps (0.2 + 0.4 s), then it gives up

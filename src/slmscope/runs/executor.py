@@ -158,6 +158,13 @@ async def execute(
 ) -> RunTotals:
     """Run every cell of the spec not yet in the store. `backends` overrides open_backend per model
     (tests pass scripted ones)."""
+    # Everything that can be refused is built before the run is recorded.
+    limits = AgentLimits(max_tokens_per_turn=spec.gen.max_tokens, context_window=spec.n_ctx)
+    # One instance per paradigm: agents keep their knowledge index across samples.
+    roster = load_roster(Path(spec.roster)) if spec.roster else ()
+    paradigms: dict[str, Paradigm] = {
+        name: get_paradigm(name, limits=limits, roster=roster) for name in spec.paradigms
+    }
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     cells = plan(spec, tasks)
     done = store.done_keys()
@@ -170,12 +177,6 @@ async def execute(
     if on_start:
         on_start(totals)
     models: dict[str, Any] = {}
-    limits = AgentLimits(max_tokens_per_turn=spec.gen.max_tokens, context_window=spec.n_ctx)
-    # One instance per paradigm: agents keep their knowledge index across samples.
-    roster = load_roster(Path(spec.roster)) if spec.roster else ()
-    paradigms: dict[str, Paradigm] = {
-        name: get_paradigm(name, limits=limits, roster=roster) for name in spec.paradigms
-    }
     status = "failed"
     try:
         for model_id in spec.models:

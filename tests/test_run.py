@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import sqlite3
 import subprocess
@@ -288,3 +289,12 @@ def test_agent_paradigms_end_to_end_on_real_models(
     shown = slmscope("trace", str(out), sample, "--paradigm", "multi")
     assert shown.returncode == 0, shown.stderr
     assert "supervisor turn 1" in shown.stdout and "outcome" in shown.stdout
+
+
+def test_error_text_keeps_its_brackets() -> None:
+    """Error text is printed literally: Rich must not read '[hub]' or '[test]' as markup."""
+    done = slmscope("tasks", "show", "finben:fomc")
+    assert done.returncode == 2
+    assert "TheFinAI/flare-fomc[test]:0:" in done.stderr
+    if importlib.util.find_spec("datasets") is None:
+        assert "pip install 'slmscope[hub]'" in done.stderr

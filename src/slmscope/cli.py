@@ -85,7 +85,9 @@ def user_errors() -> Iterator[None]:
         yield
     except USER_ERRORS as err:
         notes = "".join(f" ({n})" for n in getattr(err, "__notes__", []))
-        err_console.print(f"[bold red]error:[/] {err}{notes}", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[bold red]error:[/] {escape(f'{err}{notes}')}", highlight=False, soft_wrap=True
+        )
         raise typer.Exit(2) from None
 
 
@@ -113,7 +115,7 @@ def ensure_model(card: ModelCard) -> None:
     if isinstance(card.source, ServedSource) or card.is_installed():
         return
     size = f" ({card.size_bytes / 1e6:,.0f} MB)" if card.size_bytes else ""
-    err_console.print(f"pulling {card.id}{size} into {card.local_path}")
+    err_console.print(escape(f"pulling {card.id}{size} into {card.local_path}"), soft_wrap=True)
     progress, report = _pull_progress()
     with progress:
         pull(card, progress=report)
@@ -257,14 +259,15 @@ def _run(spec: RunSpec, out: Path) -> Path:
         bad_rows.extend(loaded.bad_rows)
     for bad in bad_rows[:5]:
         err_console.print(
-            f"[yellow]skipped[/] {bad.source}:{bad.line}: field {bad.field!r}: {bad.message}",
+            "[yellow]skipped[/] "
+            + escape(f"{bad.source}:{bad.line}: field {bad.field!r}: {bad.message}"),
             soft_wrap=True,
             highlight=False,
         )
     if bad_rows:
         err_console.print(
             f"[yellow]{len(bad_rows)} bad row(s) skipped[/]; all are listed in "
-            f"{out / 'results.sqlite'}, table bad_rows",
+            f"{escape(str(out / 'results.sqlite'))}, table bad_rows",
             soft_wrap=True,
         )
     for card in cards.values():
@@ -286,7 +289,8 @@ def _run(spec: RunSpec, out: Path) -> Path:
         totals.append(t)
         if t.skipped:
             err_console.print(
-                f"resuming: {t.skipped} of {t.planned} samples already in {out}", soft_wrap=True
+                escape(f"resuming: {t.skipped} of {t.planned} samples already in {out}"),
+                soft_wrap=True,
             )
         bar["id"] = progress.add_task(
             "running", total=t.planned - t.skipped, score=0.0, visible=t.planned > t.skipped
@@ -303,8 +307,10 @@ def _run(spec: RunSpec, out: Path) -> Path:
         if not err_console.is_terminal and (bar["n"] % max(1, todo // 20) == 0 or bar["n"] == todo):
             # No live bar in logs and pipes: a plain line about every 5% instead.
             err_console.print(
-                f"[{bar['n']}/{todo}] {where}  mean score "
-                f"{bar['sum'] / bar['n']:.2f}  {time.monotonic() - started:.0f} s",
+                escape(
+                    f"[{bar['n']}/{todo}] {where}  mean score "
+                    f"{bar['sum'] / bar['n']:.2f}  {time.monotonic() - started:.0f} s"
+                ),
                 soft_wrap=True,
                 highlight=False,
             )
@@ -325,8 +331,11 @@ def _run(spec: RunSpec, out: Path) -> Path:
     except KeyboardInterrupt:
         done = totals[0].done if totals else 0
         err_console.print(
-            f"[yellow]interrupted[/]: {done} samples of this run are saved in "
-            f"{out}; run the same command again to resume.",
+            "[yellow]interrupted[/]: "
+            + escape(
+                f"{done} samples of this run are saved in {out}; run the same command "
+                "again to resume."
+            ),
             soft_wrap=True,
         )
         raise typer.Exit(130) from None

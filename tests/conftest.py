@@ -9,12 +9,13 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from slmscope.metering.usage import Timings, Usage
-from slmscope.models.base import BackendError, Completion, Message
+from slmscope.models.base import BackendError, Completion, Message, ToolCall
 from slmscope.models.catalog import CATALOG
 from slmscope.models.pull import pull
 
@@ -37,6 +38,17 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def llama_server(smol_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """llama-cpp-python's OpenAI-compatible server on 127.0.0.1; yields its /v1 base URL."""
+    yield from serve(smol_path, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tool_server(smol_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The same server with native tool calling (llama-cpp-python's chatml-function-calling,
+    which SmolLM2's ChatML template matches): it answers `tools=` with real tool calls."""
+    yield from serve(smol_path, tmp_path_factory, "--chat_format", "chatml-function-calling")
+
+
+def serve(model: Path, tmp_path_factory: pytest.TempPathFactory, *extra: str) -> Iterator[str]:
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     with log.open("w") as out:
@@ -46,7 +58,7 @@ def llama_server(smol_path: Path, tmp_path_factory: pytest.TempPathFactory) -> I
                 "-m",
                 "llama_cpp.server",
                 "--model",
-                str(smol_path),
+                str(model),
                 "--model_alias",
                 SMOL,
                 "--host",
@@ -57,6 +69,7 @@ def llama_server(smol_path: Path, tmp_path_factory: pytest.TempPathFactory) -> I
                 "2048",
                 "--n_threads",
                 str(os.cpu_count() or 2),
+                *extra,
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -87,10 +100,13 @@ def llama_server(smol_path: Path, tmp_path_factory: pytest.TempPathFactory) -> I
 class ScriptedBackend:
     """Replies from a script, for deterministic control-flow tests (never the only test)."""
 
-    def __init__(self, replies: Sequence[str | BackendError], name: str = "scripted") -> None:
+    def __init__(
+        self, replies: Sequence[str | BackendError | Completion], name: str = "scripted"
+    ) -> None:
         self.replies = list(replies)
         self.name = name
         self.calls: list[list[Message]] = []
+        self.options: list[dict[str, Any]] = []  # stop and tools of each call
 
     async def chat(
         self,
@@ -101,11 +117,15 @@ class ScriptedBackend:
         top_p: float,
         stop: Sequence[str] | None = None,
         seed: int | None = None,
+        tools: Sequence[dict[str, Any]] | None = None,
     ) -> Completion:
-        self.calls.append(list(messages))
+        self.calls.append([m.copy() for m in messages])
+        self.options.append({"stop": stop, "tools": tools})
         reply = self.replies.pop(0)
         if isinstance(reply, BackendError):
             raise reply
+        if isinstance(reply, Completion):
+            return reply
         return Completion(
             text=reply,
             usage=Usage(prompt_tokens=10, completion_tokens=5),
@@ -114,3 +134,13 @@ class ScriptedBackend:
 
     async def aclose(self) -> None:
         return None
+
+
+def tool_reply(*calls: tuple[str, str], text: str = "") -> Completion:
+    """A scripted native reply: tool calls as (name, raw JSON arguments)."""
+    return Completion(
+        text=text,
+        usage=Usage(prompt_tokens=10, completion_tokens=5),
+        timings=Timings(latency_s=0.01, ttft_s=0.005, decode_tps=100.0),
+        tool_calls=tuple(ToolCall(f"call_{i}", n, a) for i, (n, a) in enumerate(calls)),
+    )

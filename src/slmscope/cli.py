@@ -39,7 +39,7 @@ from slmscope.models.pull import PullError, pull
 from slmscope.paradigms import PARADIGM_NAMES, get_paradigm
 from slmscope.paradigms.multi_agent import load_roster
 from slmscope.report.terminal import results_table
-from slmscope.runs.executor import RunTotals, execute
+from slmscope.runs.executor import RunTotals, check_tool_mode, execute, native_or_tags
 from slmscope.runs.spec import RunSpec, plan
 from slmscope.runs.store import Store, StoreError
 from slmscope.tasks import (
@@ -244,6 +244,7 @@ def tasks_show(
 
 def _run(spec: RunSpec, out: Path) -> Path:
     cards = {m: resolve(m, base_url=spec.base_url) for m in spec.models}
+    check_tool_mode(spec, cards)
     data_dir = Path(spec.data_dir) if spec.data_dir else None
     tasks: list[Task] = []
     bad_rows: list[BadRow] = []
@@ -405,6 +406,12 @@ def run(
     base_url: str | None = typer.Option(
         None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1"
     ),
+    tool_mode: str = typer.Option(
+        "tags",
+        help="How agents call tools: 'tags' (the study's <action> protocol, any backend) or "
+        "'native' (OpenAI tools=, served models whose server supports it).",
+    ),
+    stream: bool = typer.Option(True, help="Stream served replies (measures time to first token)."),
 ) -> None:
     """Run models x paradigms x task sets; every sample is stored as it finishes."""
     spec = RunSpec(
@@ -422,9 +429,12 @@ def run(
         data_dir=str(data) if data else None,
         skip_bad_rows=skip_bad_rows,
         roster=str(roster) if roster else None,
+        tool_mode=tool_mode,
+        stream=stream,
     )
     target = out or _default_out(time.strftime("%Y%m%d-%H%M%S"))
     with user_errors():
+        native_or_tags(spec)
         for name in spec.paradigms:
             get_paradigm(name)  # an unknown name fails here, before any model loads
         if roster is not None:

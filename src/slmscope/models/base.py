@@ -4,14 +4,36 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypedDict, runtime_checkable
+from typing import Any, NotRequired, Protocol, TypedDict, runtime_checkable
 
 from slmscope.metering.usage import Timings, Usage
 
 
 class Message(TypedDict):
+    """A chat message. In native tool mode an assistant message may carry `tool_calls` (OpenAI
+    shape) and a `tool` message answers one of them by `tool_call_id`."""
+
     role: str
     content: str
+    tool_calls: NotRequired[list[dict[str, Any]]]
+    tool_call_id: NotRequired[str]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A function call the model asked for in native tool mode; `arguments` is the raw JSON
+    text the model wrote (parsed, tolerantly, by the paradigm's protocol)."""
+
+    id: str
+    name: str
+    arguments: str
+
+    def to_message(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
 
 
 @dataclass(frozen=True)
@@ -23,6 +45,7 @@ class Completion:
     timings: Timings
     finish_reason: str | None = None
     raw_usage: dict[str, Any] = field(default_factory=dict)
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -50,7 +73,11 @@ class Backend(Protocol):
         top_p: float,
         stop: Sequence[str] | None = None,
         seed: int | None = None,
-    ) -> Completion: ...
+        tools: Sequence[dict[str, Any]] | None = None,
+    ) -> Completion:
+        """One reply. `tools` (OpenAI function specs) asks for native tool calling; a backend
+        without it raises ToolsUnsupported."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -79,6 +106,10 @@ class BackendTimeout(BackendError):
 
 class ContextOverflow(BackendError):
     """The prompt (plus the tokens asked for) does not fit the model's context window."""
+
+
+class ToolsUnsupported(BackendError):
+    """Native tool calling was asked of a backend that has none."""
 
 
 class BadResponse(BackendError):

@@ -29,8 +29,14 @@ from slmscope.models.base import (
     Completion,
     ContextOverflow,
     Message,
+    ToolsUnsupported,
 )
 
+NATIVE_TOOLS_HINT = (
+    "the embedded llama.cpp backend has no native tool calling; use --tool-mode tags, or serve "
+    "the model with tool support (llama-server --jinja, vLLM --enable-auto-tool-choice) and "
+    "pass --base-url"
+)
 _LOADED: dict[str, Any] = {}  # "path|n_ctx|n_threads" -> Llama; at most one entry
 _LOAD_LOCK = threading.RLock()
 _WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slmscope-llamacpp")
@@ -103,7 +109,10 @@ class LlamaCppBackend:
         top_p: float,
         stop: Sequence[str] | None = None,
         seed: int | None = None,
+        tools: Sequence[dict[str, Any]] | None = None,
     ) -> Completion:
+        if tools:
+            raise ToolsUnsupported(NATIVE_TOOLS_HINT, where=self.name)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             _WORKER,

@@ -25,6 +25,7 @@ from slmscope.models.base import (
     Completion,
     ContextOverflow,
     Message,
+    ToolCall,
 )
 from slmscope.models.retry import RetryPolicy, with_retries
 
@@ -37,6 +38,13 @@ _OVERFLOW_HINTS = (
     "exceeds the context",
     "exceed context",
 )
+
+
+def _arguments(value: Any) -> str:
+    """Tool-call arguments as text: servers send a JSON string; a few send the object itself."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 class OpenAIBackend:
@@ -86,6 +94,7 @@ class OpenAIBackend:
         top_p: float,
         stop: Sequence[str] | None = None,
         seed: int | None = None,
+        tools: Sequence[dict[str, Any]] | None = None,
     ) -> Completion:
         body: dict[str, Any] = {
             "model": self.model,
@@ -99,6 +108,9 @@ class OpenAIBackend:
             body["stop"] = list(stop)
         if seed is not None:
             body["seed"] = seed
+        if tools:
+            body["tools"] = list(tools)
+            body["tool_choice"] = "auto"
         if self.stream:
             body["stream_options"] = {"include_usage": True}
         call = self._streamed if self.stream else self._plain
@@ -116,6 +128,14 @@ class OpenAIBackend:
             data = resp.json()
             choice = data["choices"][0]
             text = choice["message"].get("content") or ""
+            calls = tuple(
+                ToolCall(
+                    str(call.get("id") or f"call_{n}"),
+                    str(call["function"]["name"]),
+                    _arguments(call["function"].get("arguments")),
+                )
+                for n, call in enumerate(choice["message"].get("tool_calls") or [])
+            )
         except (ValueError, KeyError, IndexError, TypeError) as err:
             raise BadResponse(f"unexpected reply: {resp.text[:200]!r}", where=self.name) from err
         raw = data.get("usage") or {}
@@ -126,6 +146,7 @@ class OpenAIBackend:
             timings=Timings(latency_s=end - start, ttft_s=None, decode_tps=None),
             finish_reason=choice.get("finish_reason"),
             raw_usage=raw,
+            tool_calls=calls,
         )
 
     async def _streamed(self, body: dict[str, Any]) -> Completion:
@@ -135,6 +156,7 @@ class OpenAIBackend:
         chunks = 0
         raw: dict[str, Any] = {}
         finish: str | None = None
+        calls: dict[int, dict[str, str]] = {}  # tool-call fragments by index
         try:
             async with self._client.stream(
                 "POST", f"{self.base_url}/chat/completions", json=body
@@ -162,6 +184,10 @@ class OpenAIBackend:
                             first = first or time.perf_counter()
                             parts.append(content)
                             chunks += 1
+                        for frag in (choice.get("delta") or {}).get("tool_calls") or []:
+                            first = first or time.perf_counter()
+                            chunks += 1
+                            self._add_fragment(calls, frag)
                         finish = choice.get("finish_reason") or finish
         except httpx.HTTPError as err:
             raise self._transport_error(err) from err
@@ -174,7 +200,23 @@ class OpenAIBackend:
             timings=Timings.measure(start, first, end, usage.completion_tokens),
             finish_reason=finish,
             raw_usage=raw,
+            tool_calls=tuple(
+                ToolCall(c["id"] or f"call_{i}", c["name"], c["arguments"])
+                for i, c in sorted(calls.items())
+            ),
         )
+
+    def _add_fragment(self, calls: dict[int, dict[str, str]], frag: Any) -> None:
+        """Join a streamed tool-call fragment (id and name come once, arguments in pieces)."""
+        if not isinstance(frag, dict):
+            raise BadResponse(f"bad tool-call fragment {frag!r:.200}", where=self.name)
+        call = calls.setdefault(
+            int(frag.get("index") or 0), {"id": "", "name": "", "arguments": ""}
+        )
+        function = frag.get("function") or {}
+        call["id"] = call["id"] or str(frag.get("id") or "")
+        call["name"] = call["name"] or str(function.get("name") or "")
+        call["arguments"] += _arguments(function.get("arguments"))
 
     @staticmethod
     def _usage(raw: dict[str, Any], body: dict[str, Any], text: str, chunks: int | None) -> Usage:

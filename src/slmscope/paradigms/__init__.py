@@ -7,27 +7,40 @@ from collections.abc import Sequence
 from slmscope.paradigms.base import Base, Paradigm
 from slmscope.paradigms.fallback import Fallback
 from slmscope.paradigms.multi_agent import MultiAgent, Specialist, TeamLimits
-from slmscope.paradigms.react import AgentLimits
+from slmscope.paradigms.react import TOOL_MODES, AgentLimits, ToolMode
 from slmscope.paradigms.single_agent import SingleAgent
 from slmscope.paradigms.trace import Trace
 
-__all__ = ["PARADIGM_NAMES", "AgentLimits", "Paradigm", "Trace", "get_paradigm"]
+__all__ = [
+    "PARADIGM_NAMES",
+    "TOOL_MODES",
+    "AgentLimits",
+    "Paradigm",
+    "ToolMode",
+    "Trace",
+    "get_paradigm",
+]
 
 PARADIGM_NAMES = ("base", "single", "multi", "single+fallback", "multi+fallback")
 
 
 def get_paradigm(
-    name: str, *, limits: AgentLimits | None = None, roster: Sequence[Specialist] = ()
+    name: str,
+    *,
+    limits: AgentLimits | None = None,
+    roster: Sequence[Specialist] = (),
+    mode: ToolMode = "tags",
 ) -> Paradigm:
-    """The paradigm called `name` (see PARADIGM_NAMES)."""
+    """The paradigm called `name` (see PARADIGM_NAMES); agents call tools in `mode`."""
     limits = limits or AgentLimits()
     if name.endswith("+fallback") and name != "base+fallback":
-        return Fallback(get_paradigm(name.removesuffix("+fallback"), limits=limits, roster=roster))
+        inner = name.removesuffix("+fallback")
+        return Fallback(get_paradigm(inner, limits=limits, roster=roster, mode=mode))
     if name == "base":
         return Base()
     if name == "single":
-        return SingleAgent(limits)
+        return SingleAgent(limits, mode=mode)
     if name == "multi":
         team = TeamLimits(**{f: getattr(limits, f) for f in AgentLimits.__dataclass_fields__})
-        return MultiAgent(team, roster)
+        return MultiAgent(team, roster, mode=mode)
     raise ValueError(f"unknown paradigm {name!r}; available: {', '.join(PARADIGM_NAMES)}")

@@ -26,8 +26,9 @@ from slmscope.paradigms.react import (
     AgentLimits,
     FailureNames,
     LoopEnd,
+    ToolMode,
+    agent_prompt,
     finish,
-    protocol_prompt,
     react,
 )
 from slmscope.paradigms.single_agent import task_tools
@@ -121,13 +122,14 @@ class Delegate:
             raise HandoffLimit(f"more than {state.limits.max_handoffs} hand-offs")
         end: LoopEnd = await react(
             agent=self.name,
-            system=protocol_prompt(self.specialist.role, self.tools),
+            system=agent_prompt(self.specialist.role, self.tools, state.mode),
             user=f"{request}\n\nThe original task:\n{task_text(self.task)}",
             tools=self.tools,
             backend=state.backend,
             gen=state.gen,
             limits=state.limits,
             steps=state.steps,
+            mode=state.mode,
         )
         if end.outcome != "ok" or not end.answer:
             raise ToolError(f"{self.name} could not finish ({end.outcome}: {end.error})")
@@ -145,6 +147,7 @@ class MultiAgentRun:
     gen: GenerationConfig
     limits: TeamLimits
     steps: list[Step]
+    mode: ToolMode = "tags"
     handoffs: int = 0
 
 
@@ -156,13 +159,15 @@ class MultiAgent:
         limits: TeamLimits | None = None,
         roster: Sequence[Specialist] = (),
         knowledge: KnowledgeSearch | None = None,
+        mode: ToolMode = "tags",
     ) -> None:
         self.limits = limits or TeamLimits()
+        self.mode = mode
         self.roster = tuple(roster) or DEFAULT_ROSTER
         self.knowledge = knowledge or KnowledgeSearch()
 
     async def solve(self, task: Task, backend: Backend, gen: GenerationConfig) -> Trace:
-        state = MultiAgentRun(backend, gen, self.limits, [])
+        state = MultiAgentRun(backend, gen, self.limits, [], self.mode)
         every = task_tools(task, self.knowledge)
         team: dict[str, Tool] = {
             s.name: Delegate(s, {t: every[t] for t in s.tools}, task, state) for s in self.roster
@@ -170,7 +175,7 @@ class MultiAgent:
         try:
             end = await react(
                 agent="supervisor",
-                system=protocol_prompt(SUPERVISOR_ROLE, team),
+                system=agent_prompt(SUPERVISOR_ROLE, team, self.mode),
                 user=task_text(task),
                 tools=team,
                 backend=backend,
@@ -178,6 +183,7 @@ class MultiAgent:
                 limits=self.limits,
                 steps=state.steps,
                 names=FailureNames(unknown_tool="routing_failure", repeated="delegation_loop"),
+                mode=self.mode,
             )
         except HandoffLimit as err:
             return Trace(tuple(state.steps), None, "delegation_loop", str(err))

@@ -6,6 +6,9 @@ really emit (code fences around the JSON, text after it, single-quoted Python-st
 missing closing tag, an <observation> the model invented) and exact about what it accepts:
 the action must be one object with a string "tool" and an object "input". Every rejection is
 a ProtocolError with a typed reason.
+
+Native tool mode (OpenAI-compatible `tools=`) goes through the same module: `parse_native`
+reads the server's tool calls with the same tolerant JSON reading and the same typed reasons.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -23,11 +27,14 @@ Reason = Literal[
     "action_missing_tool",
     "action_bad_input",
     "empty_final_answer",
+    "tool_call_as_text",
 ]
 TAGS = ("think", "action", "observation", "final_answer")
 _OPEN = {tag: re.compile(rf"<\s*{tag}\s*>", re.IGNORECASE) for tag in TAGS}
 _CLOSE = {tag: re.compile(rf"<\s*/\s*{tag}\s*>", re.IGNORECASE) for tag in TAGS}
 _ANY_OPEN = re.compile(r"<\s*(?:" + "|".join(TAGS) + r")\s*>", re.IGNORECASE)
+_TOOL_CALL_TEXT = re.compile(r"<\s*tool_call\s*>", re.IGNORECASE)
+_THINK_BLOCK = re.compile(r"<\s*think\s*>.*?(?:<\s*/\s*think\s*>|$)", re.IGNORECASE | re.DOTALL)
 _FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```\s*$")
 
 
@@ -49,6 +56,7 @@ class Reply:
     think: str | None
     action: Action | None
     final_answer: str | None
+    extra_calls: int = 0  # native mode: further tool calls in the same turn, not run
 
 
 def _section(text: str, tag: str) -> str | None:
@@ -99,17 +107,51 @@ def _json_object(raw: str) -> Any:
         raise ProtocolError("action_not_json", f"not a JSON object: {raw[:80]!r}") from None
 
 
+def _action(tool: Any, args: Any) -> Action:
+    if not isinstance(tool, str) or not tool.strip():
+        raise ProtocolError("action_missing_tool", 'the action needs a string "tool"')
+    if not isinstance(args, dict) or not all(isinstance(k, str) for k in args):
+        raise ProtocolError("action_bad_input", '"input" must be an object')
+    return Action(tool=tool.strip(), input=args)
+
+
 def parse_action(raw: str) -> Action:
     value = _json_object(raw)
     if not isinstance(value, dict):
         raise ProtocolError("action_not_object", f"expected an object, got {type(value).__name__}")
-    tool = value.get("tool")
-    if not isinstance(tool, str) or not tool.strip():
-        raise ProtocolError("action_missing_tool", 'the action needs a string "tool"')
-    args = value.get("input", {})
-    if not isinstance(args, dict) or not all(isinstance(k, str) for k in args):
-        raise ProtocolError("action_bad_input", '"input" must be an object')
-    return Action(tool=tool.strip(), input=args)
+    return _action(value.get("tool"), value.get("input", {}))
+
+
+def parse_tool_call(name: str, arguments: str) -> Action:
+    """A native function call: the name the server reported, the arguments as the model wrote
+    them (read as tolerantly as a tag action; empty arguments are an empty object)."""
+    args = _json_object(arguments) if arguments.strip() else {}
+    if not isinstance(args, dict):
+        raise ProtocolError("action_bad_input", f"arguments must be an object: {arguments[:80]!r}")
+    return _action(name, args)
+
+
+def parse_native(text: str, calls: Sequence[tuple[str, str]]) -> Reply:
+    """One turn in native tool mode: the first (name, arguments) call is the action (one tool
+    per turn, as with tags); without calls the message is the answer (a <final_answer> tag in it
+    is honoured). A Hermes-style <tool_call> left in the text means the server did not parse
+    its model's tool calls."""
+    think = _section(text, "think")
+    if calls:
+        name, arguments = calls[0]
+        return Reply(think, parse_tool_call(name, arguments), None, extra_calls=len(calls) - 1)
+    if _TOOL_CALL_TEXT.search(text):
+        raise ProtocolError(
+            "tool_call_as_text",
+            "the reply holds a <tool_call> the server did not parse (llama-server needs --jinja, "
+            "vLLM --enable-auto-tool-choice with a tool-call parser)",
+        )
+    answer = final_answer_tag(text)
+    if answer is None:
+        answer = _THINK_BLOCK.sub("", text).strip()
+    if not answer:
+        raise ProtocolError("no_action_or_answer", "neither a tool call nor an answer")
+    return Reply(think, None, answer)
 
 
 def parse_reply(text: str) -> Reply:

@@ -12,22 +12,27 @@ import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from slmscope.models.base import (
     Backend,
     BackendError,
     BackendUnavailable,
+    Completion,
     GenerationConfig,
     Message,
+    ToolsUnsupported,
 )
 from slmscope.paradigms.base import failed_call
-from slmscope.paradigms.protocol import ProtocolError, parse_reply
+from slmscope.paradigms.protocol import ProtocolError, Reply, parse_native, parse_reply
 from slmscope.paradigms.trace import Outcome, Step, Trace
 from slmscope.tasks.record import Task
 from slmscope.tasks.scoring import extract_answer
 from slmscope.tools.base import Tool, ToolError
 
 OBSERVATION_STOP = ["<observation>"]  # the model must not write its own observations
+ToolMode = Literal["tags", "native"]
+TOOL_MODES: tuple[str, ...] = ToolMode.__args__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -78,9 +83,37 @@ def protocol_prompt(role: str, tools: Mapping[str, Tool]) -> str:
     )
 
 
+def native_prompt(role: str) -> str:
+    """The system prompt in native mode: the server shows the tools to the model itself."""
+    return (
+        f"{role}\n\nCall the tools you are given when they help, one per turn; each result "
+        "comes back to you. When you know the answer, reply without calling a tool and put "
+        "the answer inside <final_answer></final_answer>."
+    )
+
+
+def agent_prompt(role: str, tools: Mapping[str, Tool], mode: ToolMode) -> str:
+    return native_prompt(role) if mode == "native" else protocol_prompt(role, tools)
+
+
+def tool_specs(tools: Mapping[str, Tool]) -> list[dict[str, Any]]:
+    """The tools as OpenAI function specs, for native mode."""
+    return [
+        {
+            "type": "function",
+            "function": {"name": name, "description": t.description, "parameters": t.schema},
+        }
+        for name, t in tools.items()
+    ]
+
+
+def _chars(messages: list[Message]) -> int:
+    return sum(len(m["content"]) + len(json.dumps(m.get("tool_calls", ""))) for m in messages)
+
+
 def _estimate_tokens(messages: list[Message], last_prompt: int, last_len: int) -> int:
     """Prompt size: the backend's last count plus about 4 characters a token for what's new."""
-    chars = sum(len(m["content"]) for m in messages)
+    chars = _chars(messages)
     return last_prompt + max(0, chars - last_len) // 4 if last_prompt else chars // 4
 
 
@@ -88,10 +121,48 @@ def _compact(messages: list[Message], keep_chars: int = 200) -> bool:
     """Shorten the oldest long observation; False when there is nothing left to shorten."""
     for message in messages[2:-1]:
         content = message["content"]
-        if message["role"] == "user" and len(content) > keep_chars + 40:
+        if message["role"] in ("user", "tool") and len(content) > keep_chars + 40:
             message["content"] = content[:keep_chars] + " [...shortened to fit the context]"
             return True
     return False
+
+
+def _shown(reply: Completion) -> str:
+    """The step's output: the text, and the native tool calls as the model wrote them."""
+    calls = "".join(f"\n[tool call] {c.name} {c.arguments}" for c in reply.tool_calls)
+    return (reply.text + calls).strip() if calls else reply.text
+
+
+def _turn_messages(
+    reply: Completion, mode: ToolMode, observation: str, answered: bool
+) -> list[Message]:
+    """What goes back to the model after a turn: its own reply, then the observation (a tag in
+    a user message, or in native mode one `tool` message per call it made)."""
+    note = observation
+    if not answered:
+        note = f"Not understood ({observation}). " + (
+            "Call one tool, or reply with the answer in <final_answer></final_answer>."
+            if mode == "native"
+            else "Use <action>{...}</action> or <final_answer>...</final_answer>."
+        )
+    if mode == "tags" or not reply.tool_calls:
+        return [
+            {"role": "assistant", "content": reply.text},
+            {"role": "user", "content": f"<observation>{note}</observation>"},
+        ]
+    first, *rest = reply.tool_calls
+    return [
+        {
+            "role": "assistant",
+            "content": reply.text,
+            "tool_calls": [c.to_message() for c in reply.tool_calls],
+        },
+        {"role": "tool", "tool_call_id": first.id, "content": note},
+        *(
+            Message(role="tool", tool_call_id=c.id, content="not run: one tool call per turn")
+            for c in rest
+        ),
+    ]
 
 
 async def react(
@@ -105,6 +176,7 @@ async def react(
     limits: AgentLimits,
     steps: list[Step],
     names: FailureNames | None = None,
+    mode: ToolMode = "tags",
 ) -> LoopEnd:
     """Run the loop; every model call is appended to `steps`."""
     names = names or FailureNames()
@@ -112,6 +184,7 @@ async def react(
         {"role": "system", "content": system},
         {"role": "user", "content": user},
     ]
+    specs = tool_specs(tools) if mode == "native" else None
     seen: dict[str, int] = {}
     spent, last_prompt, last_len = 0, 0, 0
     failure: tuple[Outcome, str] = ("max_steps", f"no final answer in {limits.max_turns} turns")
@@ -129,17 +202,18 @@ async def react(
                     f"{limits.context_window}-token context window",
                 )
         # A copy: later compaction must not rewrite what this step sent.
-        sent = tuple(Message(role=m["role"], content=m["content"]) for m in messages)
+        sent = tuple(m.copy() for m in messages)
         try:
             reply = await backend.chat(
                 messages,
                 max_tokens=limits.max_tokens_per_turn,
                 temperature=gen.temperature,
                 top_p=gen.top_p,
-                stop=OBSERVATION_STOP,
+                stop=None if specs else OBSERVATION_STOP,
                 seed=gen.seed,
+                tools=specs,
             )
-        except BackendUnavailable:
+        except (BackendUnavailable, ToolsUnsupported):
             raise
         except BackendError as err:
             steps.append(Step(agent, turn, sent, "", None, None, error=str(err)))
@@ -147,26 +221,24 @@ async def react(
         spent += reply.usage.total_tokens
 
         def record(**extra: str | None) -> None:
-            steps.append(Step(agent, turn, sent, reply.text, reply.usage, reply.timings, **extra))  # noqa: B023
+            steps.append(
+                Step(agent, turn, sent, _shown(reply), reply.usage, reply.timings, **extra)  # noqa: B023
+            )
 
-        last_prompt, last_len = reply.usage.prompt_tokens, sum(len(m["content"]) for m in messages)
+        last_prompt, last_len = reply.usage.prompt_tokens, _chars(messages)
         try:
-            parsed = parse_reply(reply.text)
+            parsed: Reply = (
+                parse_native(reply.text, [(c.name, c.arguments) for c in reply.tool_calls])
+                if specs
+                else parse_reply(reply.text)
+            )
         except ProtocolError as err:
             record(error=err.reason)
             failure = (
                 "no_final_answer" if err.reason == "no_action_or_answer" else "malformed_action",
                 str(err),
             )
-            messages += [
-                {"role": "assistant", "content": reply.text},
-                {
-                    "role": "user",
-                    "content": f"<observation>Not understood ({err}). Use "
-                    "<action>{...}</action> or <final_answer>...</final_answer>."
-                    "</observation>",
-                },
-            ]
+            messages += _turn_messages(reply, mode, str(err), answered=False)
             continue
         if parsed.final_answer is not None:
             record()
@@ -206,10 +278,7 @@ async def react(
             return LoopEnd(None, names.repeated, f"the same action repeated: {key}")
         if spent >= limits.token_budget:
             return LoopEnd(None, "max_steps", f"token budget of {limits.token_budget} spent")
-        messages += [
-            {"role": "assistant", "content": reply.text},
-            {"role": "user", "content": f"<observation>{observation}</observation>"},
-        ]
+        messages += _turn_messages(reply, mode, observation, answered=True)
     return LoopEnd(None, failure[0], failure[1])
 
 

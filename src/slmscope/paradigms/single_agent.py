@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from slmscope.models.base import Backend, GenerationConfig
 from slmscope.paradigms.prompts import task_text
-from slmscope.paradigms.react import AgentLimits, finish, protocol_prompt, react
+from slmscope.paradigms.react import AgentLimits, ToolMode, agent_prompt, finish, react
 from slmscope.paradigms.trace import Step, Trace
 from slmscope.tasks.record import Task
 from slmscope.tools.base import Tool
@@ -35,9 +35,13 @@ class SingleAgent:
     name = "single"
 
     def __init__(
-        self, limits: AgentLimits | None = None, knowledge: KnowledgeSearch | None = None
+        self,
+        limits: AgentLimits | None = None,
+        knowledge: KnowledgeSearch | None = None,
+        mode: ToolMode = "tags",
     ) -> None:
         self.limits = limits or AgentLimits()
+        self.mode = mode
         self.knowledge = knowledge or KnowledgeSearch()  # indexed once, on first use
 
     async def solve(self, task: Task, backend: Backend, gen: GenerationConfig) -> Trace:
@@ -45,12 +49,13 @@ class SingleAgent:
         steps: list[Step] = []
         end = await react(
             agent="single",
-            system=protocol_prompt(SINGLE_ROLE, tools),
+            system=agent_prompt(SINGLE_ROLE, tools, self.mode),
             user=task_text(task),
             tools=tools,
             backend=backend,
             gen=gen,
             limits=self.limits,
             steps=steps,
+            mode=self.mode,
         )
         return finish(task, steps, end)

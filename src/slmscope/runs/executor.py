@@ -25,8 +25,10 @@ from slmscope.metering.energy import UNAVAILABLE
 from slmscope.metering.machine import fingerprint
 from slmscope.metering.memory import peak_rss_mb
 from slmscope.models import Backend, ModelCard, ServedSource, open_backend
+from slmscope.models.base import ToolsUnsupported
+from slmscope.models.llamacpp import NATIVE_TOOLS_HINT
 from slmscope.models.pull import file_sha256
-from slmscope.paradigms import AgentLimits, Paradigm, get_paradigm
+from slmscope.paradigms import TOOL_MODES, AgentLimits, Paradigm, ToolMode, get_paradigm
 from slmscope.paradigms.multi_agent import load_roster
 from slmscope.paradigms.trace import Trace
 from slmscope.runs.spec import Cell, RunSpec, plan
@@ -141,6 +143,23 @@ def step_rows(run_id: str, cell: Cell, trace: Trace) -> list[dict[str, Any]]:
     ]
 
 
+def native_or_tags(spec: RunSpec) -> ToolMode:
+    if spec.tool_mode not in TOOL_MODES:
+        raise ValueError(
+            f"unknown tool mode {spec.tool_mode!r}; available: {', '.join(TOOL_MODES)}"
+        )
+    return "native" if spec.tool_mode == "native" else "tags"
+
+
+def check_tool_mode(spec: RunSpec, cards: dict[str, ModelCard]) -> None:
+    """Native tool calling needs a server that has it: refuse embedded models before running."""
+    if native_or_tags(spec) != "native":
+        return
+    embedded = [m for m, card in cards.items() if not isinstance(card.source, ServedSource)]
+    if embedded:
+        raise ToolsUnsupported(NATIVE_TOOLS_HINT, where=", ".join(embedded))
+
+
 OnStart = Callable[[RunTotals], None]
 OnSample = Callable[[dict[str, Any]], None]
 
@@ -163,7 +182,8 @@ async def execute(
     # One instance per paradigm: agents keep their knowledge index across samples.
     roster = load_roster(Path(spec.roster)) if spec.roster else ()
     paradigms: dict[str, Paradigm] = {
-        name: get_paradigm(name, limits=limits, roster=roster) for name in spec.paradigms
+        name: get_paradigm(name, limits=limits, roster=roster, mode=native_or_tags(spec))
+        for name in spec.paradigms
     }
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     cells = plan(spec, tasks)
@@ -185,7 +205,7 @@ async def execute(
                 continue
             card = cards[model_id]
             backend = (backends or {}).get(model_id) or open_backend(
-                card, n_ctx=spec.n_ctx, n_threads=spec.n_threads
+                card, n_ctx=spec.n_ctx, n_threads=spec.n_threads, stream=spec.stream
             )
             models[model_id] = model_record(card, backend)
             store.update_run_models(run_id, models)

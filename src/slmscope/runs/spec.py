@@ -26,6 +26,8 @@ class RunSpec:
     data_dir: str | None = None
     skip_bad_rows: bool = False
     roster: str | None = None  # YAML roster for the multi-agent paradigm
+    tool_mode: str = "tags"  # how agents call tools: the tag protocol or native `tools=`
+    stream: bool = True  # served models: stream replies (time to first token is measured)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -39,6 +41,8 @@ class RunSpec:
             "roster": Path(self.roster).read_text() if self.roster else None,
             "base_url": self.base_url,
         }
+        if self.tool_mode != "tags":  # keeps the keys of tag-protocol runs as they were
+            settings["tool_mode"] = self.tool_mode
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -53,11 +57,13 @@ class Cell:
 
 
 def plan(spec: RunSpec, tasks: list[Task]) -> list[Cell]:
-    """Cells in model-major order, so that each model is loaded once."""
+    """Cells in model-major order, so that each model is loaded once; within a model the
+    paradigms take turns sample by sample, so that a machine slowing down mid-run weighs on
+    every paradigm alike (their latencies stay comparable)."""
     tag = spec.settings_tag()
     return [
         Cell(model, paradigm, task, f"{model}|{paradigm}|{task.dataset}|{task.id}|{tag}")
         for model in spec.models
-        for paradigm in spec.paradigms
         for task in tasks
+        for paradigm in spec.paradigms
     ]

@@ -58,6 +58,23 @@ def test_sampling_is_seeded_and_stratified_by_label() -> None:
         assert abs(drawn[label] - 50 * count / len(full)) < 1  # largest-remainder quotas
 
 
+@pytest.mark.parametrize("ref", ["builtin:sentiment", "builtin:stock_movement", "builtin:ner"])
+def test_a_larger_limit_keeps_every_sample_of_a_smaller_one(ref: str) -> None:
+    """Raising --limit on a run directory only adds samples (resume stays valid)."""
+    full = load_tasks(ref).tasks
+    population = Counter(t.gold for t in full) if full[0].choices else None
+    previous: set[str] = set()
+    for limit in range(1, len(full) + 1):
+        drawn = load_tasks(ref, limit=limit, seed=5).tasks
+        ids = {t.id for t in drawn}
+        assert len(ids) == limit and previous <= ids
+        previous = ids
+        if population:
+            counts = Counter(t.gold for t in drawn)
+            for label, count in population.items():
+                assert abs(counts[label] - limit * count / len(full)) < 1
+
+
 @needs_finben
 def test_missing_file_under_data_dir_is_an_error_not_the_hub(tmp_path: Path) -> None:
     with pytest.raises(TaskFileError, match=r"fpb\.jsonl:0: file not found"):

@@ -33,6 +33,7 @@ from rich.table import Table
 from slmscope import __version__
 from slmscope.analysis import summarize
 from slmscope.home import home_dir
+from slmscope.metering.energy import DEFAULT_CORE_W, DEFAULT_IDLE_W, MeterUnavailable
 from slmscope.models import BackendError, GenerationConfig, ModelCard, UnknownModel, resolve
 from slmscope.models.catalog import CATALOG, DEFAULT_MODEL, ServedSource
 from slmscope.models.pull import PullError, pull
@@ -69,6 +70,7 @@ err_console = Console(stderr=True)
 # Errors a user can cause and fix: reported in one clear line, never as a traceback.
 USER_ERRORS = (
     OSError,
+    MeterUnavailable,
     StoreError,
     UnknownModel,
     TaskFileError,
@@ -412,6 +414,17 @@ def run(
         "'native' (OpenAI tools=, served models whose server supports it).",
     ),
     stream: bool = typer.Option(True, help="Stream served replies (measures time to first token)."),
+    energy: str = typer.Option(
+        "auto",
+        help="Energy meter: auto (RAPL, else the estimate, for embedded models; NVML, else "
+        "RAPL, for a server on this machine), nvml, rapl, estimate, off.",
+    ),
+    core_watts: float = typer.Option(
+        DEFAULT_CORE_W, min=0, help="The estimate's power per busy CPU core, in W."
+    ),
+    idle_watts: float = typer.Option(
+        DEFAULT_IDLE_W, min=0, help="The estimate's idle power attributed to the run, in W."
+    ),
 ) -> None:
     """Run models x paradigms x task sets; every sample is stored as it finishes."""
     spec = RunSpec(
@@ -431,6 +444,9 @@ def run(
         roster=str(roster) if roster else None,
         tool_mode=tool_mode,
         stream=stream,
+        energy=energy,
+        core_w=core_watts,
+        idle_w=idle_watts,
     )
     target = out or _default_out(time.strftime("%Y%m%d-%H%M%S"))
     with user_errors():
@@ -443,24 +459,38 @@ def run(
     console.print(f"results: {target / 'results.sqlite'}")
 
 
+QUICKSTART_PARADIGMS = ("base", "single", "multi", "single+fallback")
+
+
 @app.command()
 def quickstart(
     model: str = typer.Option(DEFAULT_MODEL, help="The model to try."),
     out: Path = typer.Option(
         _default_out("quickstart"), help="Run directory (resumed if present)."
     ),
-    limit: int | None = typer.Option(None, min=1, help="At most this many samples per dataset."),
+    paradigm: list[str] = typer.Option(
+        list(QUICKSTART_PARADIGMS), "--paradigm", "-p", help="Paradigms to compare. Repeatable."
+    ),
+    limit: int = typer.Option(
+        3,
+        min=1,
+        help="Samples per built-in dataset (8 datasets; the whole suite is 20 each). The "
+        "same command with a larger limit adds samples to the same run directory.",
+    ),
 ) -> None:
-    """The main job: pull the default model if missing, run the built-in suite, print the table."""
+    """The main job: pull the default model if missing, run the built-in suite under every
+    paradigm on the same samples, print the table."""
     start = time.perf_counter()
     spec = RunSpec(
         models=(model,),
-        paradigms=("base",),
+        paradigms=tuple(paradigm),
         tasks=("builtin",),
         limit=limit,
         n_threads=os.cpu_count(),
     )
     with user_errors():
+        for name in spec.paradigms:
+            get_paradigm(name)
         _run(spec, out)
     console.print(
         f"results: {out / 'results.sqlite'} (tables runs, results, steps; "

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NotRequired, Protocol, TypedDict, runtime_checkable
 
+from slmscope.metering.energy import UNAVAILABLE, EnergyReading
 from slmscope.metering.usage import Timings, Usage
 
 
@@ -46,6 +47,7 @@ class Completion:
     finish_reason: str | None = None
     raw_usage: dict[str, Any] = field(default_factory=dict)
     tool_calls: tuple[ToolCall, ...] = ()
+    energy: EnergyReading = UNAVAILABLE  # set by a MeteredBackend
 
 
 @dataclass(frozen=True)

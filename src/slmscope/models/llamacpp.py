@@ -74,6 +74,21 @@ def load_llama(path: Path, *, n_ctx: int, n_threads: int | None) -> Any:
         return llm
 
 
+def kv_cache_bytes(metadata: dict[str, str], n_ctx: int) -> int | None:
+    """K and V of every layer for n_ctx tokens at 2 bytes each; None where metadata lacks a key."""
+    arch = metadata.get("general.architecture", "")
+    try:
+        layers = int(metadata[f"{arch}.block_count"])
+        heads = int(metadata[f"{arch}.attention.head_count"])
+        kv_heads = int(metadata.get(f"{arch}.attention.head_count_kv", heads))
+        head_dim = int(metadata[f"{arch}.embedding_length"]) // heads
+        k_len = int(metadata.get(f"{arch}.attention.key_length", head_dim))
+        v_len = int(metadata.get(f"{arch}.attention.value_length", head_dim))
+    except (KeyError, ValueError, ZeroDivisionError):
+        return None
+    return n_ctx * layers * kv_heads * (k_len + v_len) * 2
+
+
 class LlamaCppBackend:
     """Chat completions from a GGUF file through llama-cpp-python, in this process."""
 
@@ -99,6 +114,18 @@ class LlamaCppBackend:
 
     async def aclose(self) -> None:
         return None  # the loaded model stays for the next backend of the same file
+
+    async def memory_record(self) -> dict[str, Any]:
+        """Model file size and KV-cache size (loading the model if need be). llama.cpp does not
+        report its KV cache through this binding, so it is computed from the GGUF metadata
+        (layers x context x K and V heads x f16, llama.cpp's default cache type)."""
+        llm = await asyncio.get_running_loop().run_in_executor(_WORKER, self._llm)
+        record: dict[str, Any] = {"file_mb": round(self.path.stat().st_size / 2**20, 1)}
+        kv = kv_cache_bytes(dict(llm.metadata), self.n_ctx)
+        if kv is not None:
+            record["kv_cache_mb"] = round(kv / 2**20, 1)
+            record["kv_cache_source"] = "computed from GGUF metadata (f16 K/V)"
+        return record
 
     async def chat(
         self,

@@ -9,10 +9,13 @@ at four characters a token, and the Usage says so with `source="counted"`.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
+import socket
 import time
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -38,6 +41,18 @@ _OVERFLOW_HINTS = (
     "exceeds the context",
     "exceed context",
 )
+
+
+def same_machine(base_url: str) -> bool:
+    """Whether the server at base_url runs on this machine (loopback or this host's name), so
+    that this machine's energy counters see its work."""
+    host = (urlsplit(base_url).hostname or "").lower()
+    if host in ("localhost", socket.gethostname().lower(), socket.getfqdn().lower()):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _arguments(value: Any) -> str:
@@ -84,6 +99,25 @@ class OpenAIBackend:
         client = self._clients.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.aclose()
+
+    async def server_info(self) -> dict[str, Any]:
+        """What the server says of itself, from whichever of the usual endpoints answers
+        (vLLM /version, llama-server /props, every server /v1/models); never raises."""
+        root = self.base_url.removesuffix("/v1")
+        info: dict[str, Any] = {}
+        for key, url in (
+            ("version", f"{root}/version"),
+            ("props", f"{root}/props"),
+            ("models", f"{self.base_url}/models"),
+        ):
+            try:
+                resp = await self._client.get(url, timeout=3.0)
+                if resp.status_code == 200:
+                    data = resp.json()
+                    info[key] = data.get("build_info") or data.get("version") or data
+            except (httpx.HTTPError, ValueError, AttributeError):
+                continue
+        return {k: v for k, v in info.items() if len(json.dumps(v, default=str)) < 2000}
 
     async def chat(
         self,

@@ -72,6 +72,7 @@ class Base:
             output=reply.text,
             usage=reply.usage,
             timings=reply.timings,
+            energy=reply.energy,
         )
         tagged = final_answer_tag(reply.text)
         answer = extract_answer(task, tagged if tagged is not None else reply.text)

@@ -97,6 +97,18 @@ def load_roster(path: Path) -> tuple[Specialist, ...]:
     return tuple(roster)
 
 
+def _request(args: Mapping[str, Any], name: str) -> str:
+    """The hand-off's text: "task", or else the string fields the supervisor named otherwise
+    (small supervisors write {"question": ...} or {"sentence": ...}; the name carries nothing
+    the specialist needs, so it is not a reason to fail the hand-off)."""
+    if "task" in args:
+        return require_str(args, "task", name)
+    texts = [f"{k}: {v}" if len(args) > 1 else v for k, v in args.items() if isinstance(v, str)]
+    if not texts or not all(t.strip() for t in texts):
+        raise ToolError(f'{name} needs {{"task": "what to do"}}')
+    return "\n".join(texts)
+
+
 class Delegate:
     """A specialist seen from the supervisor: a tool whose run is the specialist's own loop."""
 
@@ -115,7 +127,7 @@ class Delegate:
         self.specialist, self.tools, self.task, self.run_state = specialist, tools, task, run
 
     async def run(self, args: Mapping[str, Any]) -> str:
-        request = require_str(args, "task", self.name)
+        request = _request(args, self.name)
         state = self.run_state
         state.handoffs += 1
         if state.handoffs > state.limits.max_handoffs:

@@ -12,6 +12,7 @@ import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 from slmscope.models.base import (
@@ -71,6 +72,24 @@ def describe_tools(tools: Mapping[str, Tool]) -> str:
     )
 
 
+def _example(tools: Mapping[str, Tool]) -> str:
+    """One well-formed action with a tool the agent really has."""
+    if "calculator" in tools:
+        thought, action = (
+            "I need the growth.",
+            {
+                "tool": "calculator",
+                "input": {"expression": "growth(120, 150)"},
+            },
+        )
+    else:
+        name, tool = next(iter(tools.items()))
+        fields = tool.schema.get("required") or list(tool.schema.get("properties", {}))[:1]
+        thought = f"{name} can do this part."
+        action = {"tool": name, "input": {f: "..." for f in fields}}
+    return f"<think>{thought}</think><action>{json.dumps(action)}</action>"
+
+
 def protocol_prompt(role: str, tools: Mapping[str, Tool]) -> str:
     return (
         f"{role}\n\nYou can use these tools:\n{describe_tools(tools)}\n\n"
@@ -78,8 +97,7 @@ def protocol_prompt(role: str, tools: Mapping[str, Tool]) -> str:
         'tool with <action>{"tool": "NAME", "input": {...}}</action> (strict JSON) and stop; '
         "the result comes back as <observation>...</observation>. Or, when you know the "
         "answer, write it inside <final_answer></final_answer>.\n"
-        'Example: <think>I need the growth.</think><action>{"tool": "calculator", "input": '
-        '{"expression": "growth(120, 150)"}}</action>'
+        f"Example: {_example(tools)}"
     )
 
 
@@ -220,11 +238,10 @@ async def react(
             return LoopEnd(None, failed_call(err), str(err))
         spent += reply.usage.total_tokens
 
-        def record(**extra: str | None) -> None:
-            steps.append(
-                Step(agent, turn, sent, _shown(reply), reply.usage, reply.timings, **extra)  # noqa: B023
-            )
-
+        # The step of this call, bound now; each branch below adds what it learnt.
+        step = partial(
+            Step, agent, turn, sent, _shown(reply), reply.usage, reply.timings, energy=reply.energy
+        )
         last_prompt, last_len = reply.usage.prompt_tokens, _chars(messages)
         try:
             parsed: Reply = (
@@ -233,7 +250,7 @@ async def react(
                 else parse_reply(reply.text)
             )
         except ProtocolError as err:
-            record(error=err.reason)
+            steps.append(step(error=err.reason))
             failure = (
                 "no_final_answer" if err.reason == "no_action_or_answer" else "malformed_action",
                 str(err),
@@ -241,7 +258,7 @@ async def react(
             messages += _turn_messages(reply, mode, str(err), answered=False)
             continue
         if parsed.final_answer is not None:
-            record()
+            steps.append(step())
             return LoopEnd(parsed.final_answer, "ok")
         action = parsed.action
         assert action is not None
@@ -268,11 +285,13 @@ async def react(
                 observation, error = "error: the tool took too long", "tool_error"
                 failure = ("tool_error", f"{action.tool} timed out")
         observation = observation[: limits.max_observation_chars]
-        record(
-            tool=action.tool,
-            tool_input=json.dumps(action.input),
-            observation=observation,
-            error=error,
+        steps.append(
+            step(
+                tool=action.tool,
+                tool_input=json.dumps(action.input),
+                observation=observation,
+                error=error,
+            )
         )
         if seen[key] > limits.max_repeats:
             return LoopEnd(None, names.repeated, f"the same action repeated: {key}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from slmscope.metering.energy import EnergyReading
 from slmscope.metering.usage import Timings, Usage
 from slmscope.models.base import Message
 
@@ -38,6 +39,7 @@ class Step:
     tool_input: str | None = None
     observation: str | None = None
     error: str | None = None
+    energy: EnergyReading | None = None
 
 
 @dataclass(frozen=True)

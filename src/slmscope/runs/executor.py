@@ -21,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from slmscope import __version__
-from slmscope.metering.energy import UNAVAILABLE
+from slmscope.metering.energy import UNAVAILABLE, EnergyMeter, EnergyReading, open_meter
 from slmscope.metering.machine import fingerprint
 from slmscope.metering.memory import peak_rss_mb
 from slmscope.models import Backend, ModelCard, ServedSource, open_backend
 from slmscope.models.base import ToolsUnsupported
-from slmscope.models.llamacpp import NATIVE_TOOLS_HINT
+from slmscope.models.llamacpp import NATIVE_TOOLS_HINT, LlamaCppBackend
+from slmscope.models.metered import MeteredBackend
+from slmscope.models.openai_compat import OpenAIBackend, same_machine
 from slmscope.models.pull import file_sha256
 from slmscope.paradigms import TOOL_MODES, AgentLimits, Paradigm, ToolMode, get_paradigm
 from slmscope.paradigms.multi_agent import load_roster
@@ -52,14 +54,34 @@ def versions() -> dict[str, str]:
     return found
 
 
-def model_record(card: ModelCard, backend: Backend) -> dict[str, Any]:
-    """What identifies the model in the run record: backend, file hash, quantization, source."""
+def meter_for(spec: RunSpec, card: ModelCard) -> EnergyMeter:
+    """The energy meter for a model's calls: counters where they can see the work, else the
+    estimate for the embedded backend, else none (a server on another machine)."""
+    source = card.source
+    served = isinstance(source, ServedSource)
+    return open_meter(
+        spec.energy,
+        in_process=not served,
+        same_machine=same_machine(source.base_url) if isinstance(source, ServedSource) else True,
+        core_w=spec.core_w,
+        idle_w=spec.idle_w,
+    )
+
+
+async def model_record(card: ModelCard, backend: Backend, meter: EnergyMeter) -> dict[str, Any]:
+    """What identifies the model in the run record: backend, file hash, quantization, source,
+    server version, memory, and the energy meter used."""
     record: dict[str, Any] = {
         "backend": backend.name,
         "quantization": card.quantization,
         "source": card.source.kind,
         "params_b": card.params_b,
+        "energy": meter.describe(),
     }
+    if isinstance(backend, LlamaCppBackend):
+        record.update(await backend.memory_record())
+    elif isinstance(backend, OpenAIBackend):
+        record["server"] = await backend.server_info()
     if isinstance(card.source, ServedSource):
         record["base_url"] = card.source.base_url
     elif card.local_path is not None and card.local_path.is_file():
@@ -85,6 +107,8 @@ def result_row(run_id: str, cell: Cell, trace: Trace, latency_s: float) -> dict[
     completion = sum(s.usage.completion_tokens for s in calls if s.usage)
     first_ttft = next((s.timings.ttft_s for s in trace.steps if s.timings), None)
     sources = {s.usage.source for s in calls if s.usage}
+    readings = [s.energy for s in trace.steps if s.energy is not None]
+    energy = EnergyReading.total(readings) if readings else UNAVAILABLE
     return {
         "run_id": run_id,
         "cell_key": cell.key,
@@ -105,8 +129,8 @@ def result_row(run_id: str, cell: Cell, trace: Trace, latency_s: float) -> dict[
         "n_calls": len(trace.steps),
         "latency_s": latency_s,
         "ttft_s": first_ttft,
-        "energy_j": UNAVAILABLE.joules,
-        "energy_method": UNAVAILABLE.method,
+        "energy_j": energy.joules,
+        "energy_method": energy.method,
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "usage_source": "counted" if "counted" in sources else "backend",
         "error": trace.error,
@@ -138,6 +162,8 @@ def step_rows(run_id: str, cell: Cell, trace: Trace) -> list[dict[str, Any]]:
             "messages": json.dumps(list(s.messages)),
             "output": s.output,
             "usage_source": s.usage.source if s.usage else None,
+            "energy_j": s.energy.joules if s.energy else None,
+            "energy_method": s.energy.method if s.energy else None,
         }
         for s in trace.steps
     ]
@@ -181,6 +207,7 @@ async def execute(
     limits = AgentLimits(max_tokens_per_turn=spec.gen.max_tokens, context_window=spec.n_ctx)
     # One instance per paradigm: agents keep their knowledge index across samples.
     roster = load_roster(Path(spec.roster)) if spec.roster else ()
+    meters = {m: meter_for(spec, cards[m]) for m in spec.models}
     paradigms: dict[str, Paradigm] = {
         name: get_paradigm(name, limits=limits, roster=roster, mode=native_or_tags(spec))
         for name in spec.paradigms
@@ -207,7 +234,8 @@ async def execute(
             backend = (backends or {}).get(model_id) or open_backend(
                 card, n_ctx=spec.n_ctx, n_threads=spec.n_threads, stream=spec.stream
             )
-            models[model_id] = model_record(card, backend)
+            models[model_id] = await model_record(card, backend, meters[model_id])
+            backend = MeteredBackend(backend, meters[model_id])
             store.update_run_models(run_id, models)
             try:
                 for cell in mine:

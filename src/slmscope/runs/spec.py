@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from slmscope.metering.energy import DEFAULT_CORE_W, DEFAULT_IDLE_W
 from slmscope.models.base import GenerationConfig
 from slmscope.paradigms.prompts import PROMPT_VERSION
 from slmscope.tasks.record import Task
@@ -28,6 +29,9 @@ class RunSpec:
     roster: str | None = None  # YAML roster for the multi-agent paradigm
     tool_mode: str = "tags"  # how agents call tools: the tag protocol or native `tools=`
     stream: bool = True  # served models: stream replies (time to first token is measured)
+    energy: str = "auto"  # energy meter: auto, nvml, rapl, estimate, off
+    core_w: float = DEFAULT_CORE_W  # the estimate's active power per busy core
+    idle_w: float = DEFAULT_IDLE_W  # the estimate's idle power attributed to the run
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -64,6 +64,8 @@ STEP_COLUMNS = (
     "messages",
     "output",
     "usage_source",
+    "energy_j",
+    "energy_method",
 )
 
 _SCHEMA = """
@@ -128,7 +130,9 @@ CREATE TABLE IF NOT EXISTS steps (
     error TEXT,
     messages TEXT NOT NULL,
     output TEXT NOT NULL,
-    usage_source TEXT
+    usage_source TEXT,
+    energy_j REAL,
+    energy_method TEXT
 );
 CREATE INDEX IF NOT EXISTS steps_by_cell ON steps(cell_key);
 CREATE TABLE IF NOT EXISTS bad_rows (
@@ -165,9 +169,13 @@ class Store:
     def _migrate(self) -> None:
         """Columns added since a results file was first written (older runs stay readable)."""
         have = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
+        steps = {row[1] for row in self._db.execute("PRAGMA table_info(steps)")}
         with self._db:
             if "agent_outcome" not in have:
                 self._db.execute("ALTER TABLE results ADD COLUMN agent_outcome TEXT")
+            for column, kind in (("energy_j", "REAL"), ("energy_method", "TEXT")):
+                if column not in steps:
+                    self._db.execute(f"ALTER TABLE steps ADD COLUMN {column} {kind}")
 
     @classmethod
     def open(cls, run_dir: Path) -> Store:

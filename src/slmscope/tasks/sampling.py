@@ -9,8 +9,12 @@ from slmscope.tasks.scoring import match_label
 
 
 def stratified_sample(tasks: list[Task], limit: int | None, seed: int) -> list[Task]:
-    """At most `limit` tasks per dataset, label shares kept (largest remainder), seeded, in
-    their original order. Tasks without choices are sampled uniformly."""
+    """At most `limit` tasks per dataset, label shares kept, seeded, in their original order.
+    Tasks without choices are sampled uniformly.
+
+    Samples are nested: a larger limit keeps every task a smaller one chose (seats go to the
+    label furthest below its share one at a time, and each label's tasks are drawn from one
+    seeded shuffle), so raising --limit on a run directory only adds samples."""
     if limit is None:
         return tasks
     keep: set[int] = set()
@@ -21,17 +25,19 @@ def stratified_sample(tasks: list[Task], limit: int | None, seed: int) -> list[T
         if len(indices) <= limit:
             keep.update(indices)
             continue
-        rng = random.Random(seed)
         strata: dict[str, list[int]] = {}
         for i in indices:
             label = match_label(tasks[i].gold, tasks[i].choices) if tasks[i].choices else ""
             strata.setdefault(label or "", []).append(i)
-        quotas = {k: limit * len(v) / len(indices) for k, v in strata.items()}
-        counts = {k: int(q) for k, q in quotas.items()}
-        for k in sorted(quotas, key=lambda k: (counts[k] - quotas[k], k))[
-            : limit - sum(counts.values())
-        ]:
-            counts[k] += 1
-        for label in sorted(strata):
-            keep.update(rng.sample(strata[label], counts[label]))
+        for label, members in strata.items():
+            random.Random(f"{seed}|{label}").shuffle(members)
+        counts = dict.fromkeys(strata, 0)
+        for seat in range(1, limit + 1):
+            label = max(
+                (k for k in strata if counts[k] < len(strata[k])),
+                key=lambda k: (seat * len(strata[k]) / len(indices) - counts[k], k),
+            )
+            counts[label] += 1
+        for label, members in strata.items():
+            keep.update(members[: counts[label]])
     return [task for index, task in enumerate(tasks) if index in keep]

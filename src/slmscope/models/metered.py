@@ -1,0 +1,45 @@
+"""A backend whose every call is metered: the call's energy reading rides on its Completion."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from slmscope.metering.energy import EnergyMeter
+from slmscope.models.base import Backend, Completion, Message
+
+
+class MeteredBackend:
+    """Wraps a backend; `meter` brackets each chat call (calls of one backend run one at a
+    time, so the span holds this call's work only)."""
+
+    def __init__(self, inner: Backend, meter: EnergyMeter) -> None:
+        self.inner, self.meter = inner, meter
+        self.name = inner.name
+
+    async def chat(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        top_p: float,
+        stop: Sequence[str] | None = None,
+        seed: int | None = None,
+        tools: Sequence[dict[str, Any]] | None = None,
+    ) -> Completion:
+        mark = self.meter.start()
+        reply = await self.inner.chat(
+            messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            stop=stop,
+            seed=seed,
+            tools=tools,
+        )
+        return dataclasses.replace(reply, energy=self.meter.stop(mark))
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import SMOL, ScriptedBackend, tool_reply
+from slmscope.analysis.tables import load, load_steps
 from slmscope.cli import app
 from slmscope.models.base import GenerationConfig, ToolsUnsupported
 from slmscope.models.llamacpp import LlamaCppBackend
@@ -21,7 +22,6 @@ from slmscope.paradigms.protocol import ProtocolError, parse_native
 from slmscope.paradigms.react import AgentLimits, react, tool_specs
 from slmscope.paradigms.single_agent import SingleAgent
 from slmscope.paradigms.trace import Step, Trace
-from slmscope.analysis.tables import load, load_steps
 from slmscope.tasks.builtin import SUITE
 from slmscope.tools.calculator import Calculator
 

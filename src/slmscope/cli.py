@@ -32,14 +32,24 @@ from rich.table import Table
 
 from slmscope import __version__
 from slmscope.analysis import summarize
+from slmscope.analysis.overview import paradigm_table
+from slmscope.analysis.tables import load, load_steps
 from slmscope.home import home_dir
-from slmscope.metering.energy import DEFAULT_CORE_W, DEFAULT_IDLE_W, MeterUnavailable
+from slmscope.metering.energy import (
+    DEFAULT_CORE_W,
+    DEFAULT_IDLE_W,
+    MeterUnavailable,
+    NvmlMeter,
+    RaplMeter,
+)
 from slmscope.models import BackendError, GenerationConfig, ModelCard, UnknownModel, resolve
 from slmscope.models.catalog import CATALOG, DEFAULT_MODEL, ServedSource
 from slmscope.models.pull import PullError, pull
 from slmscope.paradigms import PARADIGM_NAMES, get_paradigm
 from slmscope.paradigms.multi_agent import load_roster
-from slmscope.report.terminal import results_table
+from slmscope.report.export import EXPORT_FORMATS, export_table
+from slmscope.report.html import write_report
+from slmscope.report.terminal import paradigm_summary, results_table
 from slmscope.runs.executor import RunTotals, check_tool_mode, execute, native_or_tags
 from slmscope.runs.spec import RunSpec, plan
 from slmscope.runs.store import Store, StoreError
@@ -353,8 +363,24 @@ def _run(spec: RunSpec, out: Path) -> Path:
         store.close()
     keys = {c.key for c in plan(spec, tasks)}
     rows = [r for r in rows if r["cell_key"] in keys]
-    console.print(results_table(summarize(pd.DataFrame(rows))))
+    frame = pd.DataFrame(rows)
+    console.print(results_table(summarize(frame)))
+    if frame["paradigm"].nunique() > 1:
+        console.print(paradigm_summary(paradigm_table(frame)))
+    _write_report([out], None)
     return out
+
+
+def _write_report(run_dirs: list[Path], html: Path | None) -> None:
+    info = write_report(run_dirs, html)
+    console.print(
+        escape(
+            f"report: {info.path} ({info.samples} samples, {info.bytes / 1e6:.1f} MB, "
+            f"{info.seconds:.1f} s); open it in a browser"
+        ),
+        soft_wrap=True,
+        highlight=False,
+    )
 
 
 def _default_out(name: str) -> Path:
@@ -498,6 +524,51 @@ def quickstart(
     )
 
 
+# --- report and export ------------------------------------------------------------------------
+
+
+@app.command()
+def report(
+    run_dirs: list[Path] = typer.Argument(
+        ..., help="A run directory, or two to compare side by side."
+    ),
+    html: Path | None = typer.Option(
+        None, help="Where to write the page (default: FIRST_RUN_DIR/report.html)."
+    ),
+) -> None:
+    """Write the self-contained HTML report of a run (or compare two) and print the summary."""
+    with user_errors():
+        if len(run_dirs) > 2:
+            raise ValueError("report takes one run directory, or two to compare")
+        for run_dir in run_dirs:
+            frame = load(run_dir)
+            if frame.empty:
+                raise ValueError(f"{run_dir}: the run holds no results yet")
+            console.print(escape(f"{run_dir}:"), soft_wrap=True)
+            console.print(results_table(summarize(frame)))
+            console.print(paradigm_summary(paradigm_table(frame)))
+        _write_report(run_dirs, html)
+
+
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    format: str = typer.Option("parquet", "--format", "-f", help="parquet, csv or jsonl."),
+    out: Path | None = typer.Option(None, help="Folder for the files (default: RUN_DIR/export)."),
+) -> None:
+    """Write the run's results and steps tables as parquet, CSV or JSON Lines files."""
+    with user_errors():
+        if format not in EXPORT_FORMATS:
+            raise ValueError(f"unknown format {format!r}; available: {', '.join(EXPORT_FORMATS)}")
+        folder = out or run_dir / "export"
+        tables = {"results": load(run_dir), "steps": load_steps(run_dir)}
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, frame in tables.items():
+            path = folder / f"{name}.{format}"
+            export_table(frame, path, format)
+            console.print(escape(f"{path}: {len(frame)} rows"), soft_wrap=True, highlight=False)
+
+
 # --- trace ----------------------------------------------------------------------------------
 
 
@@ -589,7 +660,10 @@ def _check(name: str, fn: Callable[[], str]) -> tuple[str, str, str]:
 
 
 def _estimate() -> str:
-    raise NotImplementedError("energy is recorded as 'unavailable' until the meters land")
+    return (
+        f"CPU time x {DEFAULT_CORE_W:g} W per busy core + {DEFAULT_IDLE_W:g} W idle "
+        "(--core-watts, --idle-watts); labelled 'estimate'"
+    )
 
 
 def _gpu(names: list[str]) -> str:
@@ -614,22 +688,12 @@ def _llama_cpp() -> str:
 
 
 def _nvml() -> str:
-    import pynvml
-
-    pynvml.nvmlInit()
-    count = pynvml.nvmlDeviceGetCount()
-    pynvml.nvmlShutdown()
-    return f"{count} GPU(s) visible to NVML"
+    meter = NvmlMeter.open(idle_samples=1)
+    return f"{len(meter.handles)} GPU(s), idle {meter.describe()['idle_w']} W"
 
 
 def _rapl() -> str:
-    zones = sorted(Path("/sys/class/powercap").glob("intel-rapl:*/energy_uj"))
-    if not zones:
-        raise FileNotFoundError("no /sys/class/powercap/intel-rapl zones")
-    readable = [z for z in zones if os.access(z, os.R_OK)]
-    if not readable:
-        raise PermissionError(f"{len(zones)} RAPL zones, none readable")
-    return f"{len(readable)} readable RAPL zones"
+    return "zones " + ", ".join(RaplMeter.open().describe()["zones"])
 
 
 def _server_extra() -> str:

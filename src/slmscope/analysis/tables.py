@@ -32,6 +32,15 @@ def load(run_dir: str | Path) -> pd.DataFrame:
         store.close()
 
 
+def load_runs(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The run directory's `runs` rows (one per invocation; a resumed run adds one)."""
+    store = Store.open(Path(run_dir))
+    try:
+        return store.runs()
+    finally:
+        store.close()
+
+
 def load_steps(run_dir: str | Path) -> pd.DataFrame:
     """The run's `steps` table, one row per model call."""
     store = Store.open(Path(run_dir))

@@ -1,1 +1,1 @@
-"""Output: the terminal table (the HTML report comes later)."""
+"""Output: the terminal tables, the self-contained HTML report, and file exports."""

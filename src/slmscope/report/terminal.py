@@ -43,3 +43,32 @@ def results_table(summary: pd.DataFrame) -> Table:
         ]
         table.add_row(*cells)
     return table
+
+
+def paradigm_summary(table: pd.DataFrame) -> Table:
+    """The reference study's Table 2 for this run (rows of `analysis.paradigm_table`)."""
+    several = table["model"].nunique() > 1
+    out = Table(
+        title="Paradigms",
+        caption="score [95% CI]; ok = completion rate; energy per sample"
+        + (" (estimate)" if "estimate" in set(table["energy_method"]) else ""),
+    )
+    if several:
+        out.add_column("model", no_wrap=True)
+    out.add_column("paradigm", no_wrap=True)
+    for name in ("NRQ", "score", "ok", "lat. s", "tok/smp", "tok/s", "J/smp"):
+        out.add_column(name, justify="right", no_wrap=True)
+    for g in table.to_dict("records"):
+        energy = float(g["energy_per_sample_j"])
+        out.add_row(
+            *([str(g["model"])] if several else []),
+            str(g["paradigm"]),
+            "" if math.isnan(g["nrq"]) else f"{g['nrq']:+.2f}",
+            _ci(float(g["score"]), float(g["score_lo"]), float(g["score_hi"])),
+            f"{g['completion_rate']:.0%}",
+            f"{g['latency_s']:.2f}",
+            f"{g['tokens_per_sample']:,.0f}",
+            f"{g['tokens_per_s']:,.0f}",
+            "-" if math.isnan(energy) else f"{energy:.1f}",
+        )
+    return out

@@ -1,0 +1,324 @@
+"""The HTML report: one self-contained file (plotly.js, styles and data inlined; opens offline).
+
+It shows the reference study's Table 2 for the run with intervals, a recommendation per task
+type, quality-versus-cost frontiers, score heat maps, outcomes, the multi agent's cost split,
+per-dataset results, and every sample with its trace, each table cell linking to its samples.
+Two run directories give a side-by-side comparison.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import jinja2
+import pandas as pd
+import plotly.io as pio
+import plotly.offline
+
+from slmscope.analysis.overview import (
+    agent_costs,
+    outcome_shares,
+    paradigm_table,
+    recommend,
+)
+from slmscope.analysis.stats import paired_bootstrap
+from slmscope.analysis.tables import load, load_runs, load_steps, summarize
+from slmscope.report.charts import agent_split, frontiers, heatmap, outcome_bars
+
+TEMPLATES = Path(__file__).parent / "templates"
+TRACE_CHARS = 1200  # per step output/observation shown in the page (the database has it all)
+
+
+@dataclass(frozen=True)
+class RunData:
+    label: str
+    path: Path
+    results: pd.DataFrame
+    steps: pd.DataFrame
+    runs: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ReportInfo:
+    path: Path
+    samples: int
+    seconds: float
+    bytes: int
+
+
+def read_run(path: Path, label: str | None = None) -> RunData:
+    results = load(path)
+    if results.empty:
+        raise ValueError(f"{path}: the run holds no results yet")
+    return RunData(label or path.name, path, results, load_steps(path), load_runs(path))
+
+
+def anchor(*parts: object) -> str:
+    return "a" + hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()[:12]
+
+
+def _clip(text: Any, limit: int = TRACE_CHARS) -> str:
+    if text is None or (isinstance(text, float) and math.isnan(text)):
+        return ""
+    shown = str(text)
+    return shown if len(shown) <= limit else shown[:limit] + f" [... {len(shown) - limit} more]"
+
+
+def _num(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(out) else out
+
+
+def _labelled(runs: list[RunData]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All runs' results and steps; with several runs, models are named `run: model`."""
+    results, steps = [], []
+    for run in runs:
+        r, s = run.results.copy(), run.steps.copy()
+        if len(runs) > 1:
+            r["model"] = run.label + ": " + r["model"]
+            if not s.empty:
+                s["model"] = run.label + ": " + s["model"]
+        results.append(r)
+        steps.append(s)
+    return pd.concat(results, ignore_index=True), pd.concat(steps, ignore_index=True)
+
+
+def compare_runs(a: RunData, b: RunData, *, seed: int = 0) -> list[dict[str, Any]]:
+    """Same model, paradigm and dataset in both runs: paired score difference (b - a) on the
+    shared samples, and the change in mean tokens and latency."""
+    keys = ["model", "paradigm", "dataset", "sample_id"]
+    both = a.results.merge(b.results, on=keys, suffixes=("_a", "_b"))
+    rows = []
+    for (model, paradigm, dataset), g in both.groupby(keys[:3], sort=False):
+        diff, lo, hi, p = paired_bootstrap(
+            g["score_a"].to_numpy(float), g["score_b"].to_numpy(float), seed=seed
+        )
+        rows.append(
+            {
+                "model": model,
+                "paradigm": paradigm,
+                "dataset": dataset,
+                "pairs": len(g),
+                "score_a": g["score_a"].mean(),
+                "score_b": g["score_b"].mean(),
+                "diff": diff,
+                "lo": lo,
+                "hi": hi,
+                "p": p,
+                "tokens_a": g["total_tokens_a"].mean(),
+                "tokens_b": g["total_tokens_b"].mean(),
+                "latency_a": g["latency_s_a"].mean(),
+                "latency_b": g["latency_s_b"].mean(),
+            }
+        )
+    return rows
+
+
+def _samples(results: pd.DataFrame, steps: pd.DataFrame) -> list[dict[str, Any]]:
+    """Sample groups (model x paradigm x dataset), each sample with its trace."""
+    by_cell = {k: g for k, g in steps.groupby("cell_key", sort=False)} if len(steps) else {}
+    groups = []
+    for (model, paradigm, dataset), g in results.groupby(["model", "paradigm", "dataset"]):
+        samples = []
+        for row in g.to_dict("records"):
+            trace = by_cell.get(row["cell_key"])
+            samples.append(
+                {
+                    "id": anchor(model, row["cell_key"]),
+                    "sample_id": row["sample_id"],
+                    "score": _num(row["score"]),
+                    "outcome": row["outcome"],
+                    "agent_outcome": row.get("agent_outcome"),
+                    "answer": _clip(row["final_answer"], 200),
+                    "gold": _clip(row["gold"], 200),
+                    "tokens": int(row["total_tokens"]),
+                    "latency": _num(row["latency_s"]),
+                    "energy": _num(row["energy_j"]),
+                    "error": _clip(row.get("error"), 300),
+                    "steps": []
+                    if trace is None
+                    else [
+                        {
+                            "agent": s["agent"],
+                            "turn": s["turn"],
+                            "tokens": int((s["prompt_tokens"] or 0) + (s["completion_tokens"] or 0))
+                            if _num(s["prompt_tokens"]) is not None
+                            else None,
+                            "latency": _num(s["latency_s"]),
+                            "energy": _num(s.get("energy_j")),
+                            "output": _clip(s["output"]),
+                            "tool": s["tool"] if isinstance(s["tool"], str) else None,
+                            "tool_input": _clip(s["tool_input"], 400),
+                            "observation": _clip(s["observation"], 600),
+                            "error": _clip(s["error"], 300),
+                        }
+                        for s in trace.to_dict("records")
+                    ],
+                }
+            )
+        groups.append(
+            {
+                "id": anchor(model, paradigm, dataset),
+                "paradigm_id": anchor(model, paradigm, ""),
+                "model": model,
+                "paradigm": paradigm,
+                "dataset": dataset,
+                "task_type": g["task_type"].iloc[0],
+                "score": float(g["score"].mean()),
+                "samples": samples,
+            }
+        )
+    return groups
+
+
+def _div(fig: Any, div_id: str, post_script: str | None = None) -> str:
+    html: str = pio.to_html(
+        fig,
+        full_html=False,
+        include_plotlyjs=False,
+        div_id=div_id,
+        post_script=post_script,
+        config={"displaylogo": False, "responsive": True},
+    )
+    return html
+
+
+def render(runs: list[RunData], *, seed: int = 0) -> tuple[str, int]:
+    """The page for one run (or a comparison of several), and how many samples it shows."""
+    results, steps = _labelled(runs)
+    table = paradigm_table(results, seed=seed)
+    per_dataset = summarize(results, seed=seed)
+    per_dataset["id"] = [
+        anchor(m, p, d)
+        for m, p, d in zip(
+            per_dataset["model"], per_dataset["paradigm"], per_dataset["dataset"], strict=True
+        )
+    ]
+    per_type = (
+        results.groupby(["model", "paradigm", "task_type"], sort=False)
+        .agg(score=("score", "mean"), n=("score", "size"))
+        .reset_index()
+    )
+    first_dataset: dict[tuple[str, str, str], str] = {}
+    for key, dataset in (
+        results.groupby(["model", "paradigm", "task_type"], sort=False)["dataset"].first().items()
+    ):
+        model, paradigm, task_type = cast(tuple[str, str, str], key)
+        first_dataset[(model, paradigm, task_type)] = str(dataset)
+    table["link"] = [
+        anchor(m, p, "") for m, p in zip(table["model"], table["paradigm"], strict=True)
+    ]
+    charts = {"frontiers": _div(frontiers(table), "chart-frontiers")}
+    heatmaps = []
+    for n, model in enumerate(dict.fromkeys(results["model"])):
+        links = {
+            (p, t): "#" + anchor(m, p, d) for (m, p, t), d in first_dataset.items() if m == model
+        }
+        heatmaps.append(
+            _div(
+                heatmap(per_type, model, links),
+                f"chart-heatmap-{n}",
+                "document.getElementById('{plot_id}').on('plotly_click', function (e) {"
+                " var link = e.points[0].customdata[0]; if (link) { location.hash = link; } });",
+            )
+        )
+    charts["outcomes"] = _div(outcome_bars(outcome_shares(results)), "chart-outcomes")
+    costs = agent_costs(steps)
+    several_agents = costs.groupby(["model", "paradigm"])["agent"].transform("nunique") > 1
+    if several_agents.any():
+        charts["agents"] = _div(agent_split(costs[several_agents]), "chart-agents")
+    methods = sorted(set(results["energy_method"]) - {"unavailable"})
+    page = (
+        _environment()
+        .get_template("report.html.j2")
+        .render(
+            title="slmscope report: " + " vs ".join(r.label for r in runs),
+            runs=[_run_meta(r) for r in runs],
+            table=table.to_dict("records"),
+            per_dataset=per_dataset.to_dict("records"),
+            recommendations=recommend(results, seed=seed),
+            charts=charts,
+            heatmaps=heatmaps,
+            samples=_samples(results, steps),
+            comparison=compare_runs(runs[0], runs[1], seed=seed) if len(runs) == 2 else None,
+            energy_methods=methods,
+            plotly_js=plotly.offline.get_plotlyjs(),
+            generated=time.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    )
+    return page, len(results)
+
+
+def _run_meta(run: RunData) -> dict[str, Any]:
+    last = run.runs[-1] if run.runs else {}
+    models: dict[str, Any] = {}
+    for r in run.runs:
+        models.update(json.loads(r.get("models") or "{}"))
+    return {
+        "label": run.label,
+        "path": str(run.path),
+        "ids": [r["run_id"] for r in run.runs],
+        "status": last.get("status"),
+        "started": run.runs[0]["started_at"] if run.runs else None,
+        "finished": last.get("finished_at"),
+        "samples": len(run.results),
+        "machine": json.loads(last.get("machine") or "{}"),
+        "versions": json.loads(last.get("versions") or "{}"),
+        "spec": json.loads(last.get("spec") or "{}"),
+        "models": models,
+    }
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["f"] = _fmt
+    env.filters["ci"] = _ci
+    env.filters["pct"] = lambda v: "" if _num(v) is None else f"{float(v):.0%}"
+    env.filters["tojson_safe"] = lambda v: json.dumps(v, default=str)
+    return env
+
+
+def _fmt(value: Any, spec: str = ".2f") -> str:
+    number = _num(value)
+    return "\N{EN DASH}" if number is None else format(number, spec)
+
+
+def _ci(row: dict[str, Any], key: str, lo: str, hi: str, spec: str = ".2f") -> str:
+    value, low, high = _num(row.get(key)), _num(row.get(lo)), _num(row.get(hi))
+    if value is None:
+        return "\N{EN DASH}"
+    if low is None or high is None or low == high:
+        return format(value, spec)
+    return f"{value:{spec}} [{low:{spec}}, {high:{spec}}]"
+
+
+def write_report(run_dirs: list[Path], html: Path | None = None, *, seed: int = 0) -> ReportInfo:
+    """Write the report of one run directory (or compare two) to `html`, by default
+    RUN_DIR/report.html; returns where, how many samples, and how long it took."""
+    start = time.perf_counter()
+    labels = [p.resolve().name for p in run_dirs]
+    if len(set(labels)) < len(labels):  # two run folders of the same name
+        labels = [f"{name} ({n})" for n, name in enumerate(labels, 1)]
+    runs = [read_run(p, label) for p, label in zip(run_dirs, labels, strict=True)]
+    page, samples = render(runs, seed=seed)
+    target = html or run_dirs[0] / "report.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    partial.write_text(page, encoding="utf-8")
+    partial.replace(target)
+    return ReportInfo(target, samples, time.perf_counter() - start, target.stat().st_size)

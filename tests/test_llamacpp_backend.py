@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from slmscope.models.base import ContextOverflow, Message
-from slmscope.models.llamacpp import LlamaCppBackend
+from slmscope.models.llamacpp import GGUF_FILE_TYPES, LlamaCppBackend, kv_cache_bytes
 
 SYSTEM = (
     "You are a helpful assistant who explains financial terms to new investors "
@@ -74,3 +74,23 @@ def test_context_overflow_is_typed(smol_path: Path) -> None:
     long = ask("Summarize: " + "revenue rose while costs fell " * 200)
     with pytest.raises(ContextOverflow, match="context window"):
         asyncio.run(backend.chat(long, max_tokens=8, temperature=0.0, top_p=0.9))
+
+
+def test_kv_cache_size_by_hand() -> None:
+    qwen05 = {  # Qwen2.5-0.5B's GGUF metadata: 24 layers, 14 heads of 64, 2 KV heads
+        "general.architecture": "qwen2",
+        "qwen2.block_count": "24",
+        "qwen2.attention.head_count": "14",
+        "qwen2.attention.head_count_kv": "2",
+        "qwen2.embedding_length": "896",
+    }
+    assert kv_cache_bytes(qwen05, 4096) == 4096 * 24 * 2 * (64 + 64) * 2  # 48 MiB in f16
+    assert kv_cache_bytes({"general.architecture": "x"}, 4096) is None
+
+
+def test_memory_record_of_the_real_model(smol_path: Path) -> None:
+    record = asyncio.run(LlamaCppBackend(smol_path, n_ctx=2048).memory_record())
+    assert record["file_mb"] == pytest.approx(smol_path.stat().st_size / 2**20, abs=0.1)
+    assert record["gguf_quantization"] in GGUF_FILE_TYPES.values()
+    # SmolLM2-135M: 30 layers, 3 KV heads of 64 dims: 2048 x 30 x 3 x 128 x 2 bytes = 45 MiB
+    assert record["kv_cache_mb"] == 45.0

@@ -3,6 +3,7 @@ HTML page from a real SmolLM2 run, opened in headless Chromium; two-run comparis
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -20,7 +21,7 @@ from slmscope.analysis.overview import (
     pareto_front,
     recommend,
 )
-from slmscope.analysis.tables import load, load_steps
+from slmscope.analysis.tables import load, load_runs, load_steps
 from slmscope.cli import app
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / ".artifacts"
@@ -131,6 +132,10 @@ def test_run_records_energy_per_call_and_sample(real_run: Path) -> None:
     summed = steps.groupby("cell_key")["energy_j"].sum()
     for row in results.itertuples():
         assert row.energy_j == pytest.approx(summed[row.cell_key])
+    model = json.loads(load_runs(real_run)[-1]["models"])[SMOL]
+    assert model["energy"] == {"method": "estimate", "core_w": 7.0, "idle_w": 10.0}
+    assert model["kv_cache_mb"] > 0 and model["file_mb"] > 50 and model["peak_rss_mb"] > 100
+    assert len(model["sha256"]) == 64
 
 
 def test_page_is_self_contained_and_linked(real_run: Path) -> None:

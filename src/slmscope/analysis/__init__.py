@@ -5,16 +5,40 @@ results = analysis.load("runs/quickstart")        # one row per sample
 summary = analysis.summarize(results)             # scores with 95% CIs, cost percentiles
 analysis.nrq_by_paradigm(summary)                 # the reference study's NRQ
 analysis.compare(results, "base", "single")       # paired tests on the same samples
+analysis.paradigm_table(results)                  # Table 2: quality and cost per paradigm
+analysis.recommend(results)                       # a paradigm per task type, and how sure
 """
 
+from slmscope.analysis.overview import (
+    agent_costs,
+    outcome_shares,
+    paradigm_table,
+    pareto_front,
+    recommend,
+)
 from slmscope.analysis.tables import (
     compare,
     composite_z,
     load,
+    load_runs,
     load_steps,
     nrq,
     nrq_by_paradigm,
     summarize,
 )
 
-__all__ = ["compare", "composite_z", "load", "load_steps", "nrq", "nrq_by_paradigm", "summarize"]
+__all__ = [
+    "agent_costs",
+    "compare",
+    "composite_z",
+    "load",
+    "load_runs",
+    "load_steps",
+    "nrq",
+    "nrq_by_paradigm",
+    "outcome_shares",
+    "paradigm_table",
+    "pareto_front",
+    "recommend",
+    "summarize",
+]

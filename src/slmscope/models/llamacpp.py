@@ -74,6 +74,28 @@ def load_llama(path: Path, *, n_ctx: int, n_threads: int | None) -> Any:
         return llm
 
 
+# llama.cpp's `general.file_type` codes for the common GGUF quantizations.
+GGUF_FILE_TYPES = {
+    "0": "F32",
+    "1": "F16",
+    "2": "Q4_0",
+    "3": "Q4_1",
+    "7": "Q8_0",
+    "8": "Q5_0",
+    "9": "Q5_1",
+    "10": "Q2_K",
+    "11": "Q3_K_S",
+    "12": "Q3_K_M",
+    "13": "Q3_K_L",
+    "14": "Q4_K_S",
+    "15": "Q4_K_M",
+    "16": "Q5_K_S",
+    "17": "Q5_K_M",
+    "18": "Q6_K",
+    "32": "BF16",
+}
+
+
 def kv_cache_bytes(metadata: dict[str, str], n_ctx: int) -> int | None:
     """K and V of every layer for n_ctx tokens at 2 bytes each; None where metadata lacks a key."""
     arch = metadata.get("general.architecture", "")
@@ -120,8 +142,15 @@ class LlamaCppBackend:
         report its KV cache through this binding, so it is computed from the GGUF metadata
         (layers x context x K and V heads x f16, llama.cpp's default cache type)."""
         llm = await asyncio.get_running_loop().run_in_executor(_WORKER, self._llm)
-        record: dict[str, Any] = {"file_mb": round(self.path.stat().st_size / 2**20, 1)}
-        kv = kv_cache_bytes(dict(llm.metadata), self.n_ctx)
+        metadata = dict(llm.metadata)
+        record: dict[str, Any] = {
+            "file_mb": round(self.path.stat().st_size / 2**20, 1),
+            "gguf_quantization": GGUF_FILE_TYPES.get(
+                metadata.get("general.file_type", ""), metadata.get("general.file_type")
+            ),
+            "gguf_name": metadata.get("general.name"),
+        }
+        kv = kv_cache_bytes(metadata, self.n_ctx)
         if kv is not None:
             record["kv_cache_mb"] = round(kv / 2**20, 1)
             record["kv_cache_source"] = "computed from GGUF metadata (f16 K/V)"

@@ -177,7 +177,7 @@ def agent_split(costs: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     for agent in dict.fromkeys(costs["agent"]):
         part = costs[costs["agent"] == agent]
-        custom: Any = part[["calls", "latency_s", "token_share"]].to_numpy()
+        custom: Any = part[["calls", "latency_s", "token_share", "energy_j"]].to_numpy()
         fig.add_trace(
             go.Bar(
                 x=part["where"],
@@ -185,7 +185,8 @@ def agent_split(costs: pd.DataFrame) -> go.Figure:
                 name=str(agent),
                 customdata=custom,
                 hovertemplate=f"{agent}: %{{y:,}} tokens (%{{customdata[2]:.0%}}), "
-                "%{customdata[0]} calls, %{customdata[1]:.1f} s<extra>%{x}</extra>",
+                "%{customdata[0]} calls, %{customdata[1]:.1f} s, %{customdata[3]:.1f} J"
+                "<extra>%{x}</extra>",
             )
         )
     fig.update_layout(

@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from slmscope import __version__
-from slmscope.metering.energy import UNAVAILABLE, EnergyMeter, EnergyReading, open_meter
+from slmscope.metering.energy import (
+    UNAVAILABLE,
+    EnergyMeter,
+    EnergyReading,
+    NvmlMeter,
+    open_meter,
+)
 from slmscope.metering.machine import fingerprint
 from slmscope.metering.memory import peak_rss_mb
 from slmscope.models import Backend, ModelCard, ServedSource, open_backend
@@ -66,6 +72,15 @@ def meter_for(spec: RunSpec, card: ModelCard) -> EnergyMeter:
         core_w=spec.core_w,
         idle_w=spec.idle_w,
     )
+
+
+def memory_after(meter: EnergyMeter) -> dict[str, Any]:
+    """Memory once a model's calls are done: the process's peak RSS (the embedded backend runs
+    in it) and, where NVML meters the GPUs, their memory in use."""
+    found: dict[str, Any] = {"peak_rss_mb": round(peak_rss_mb(), 1)}
+    if isinstance(meter, NvmlMeter):
+        found["gpu_memory_mb"] = [round(mb, 1) for mb in meter.memory_used_mb()]
+    return found
 
 
 async def model_record(card: ModelCard, backend: Backend, meter: EnergyMeter) -> dict[str, Any]:
@@ -249,6 +264,8 @@ async def execute(
                         on_sample(row)
             finally:
                 await backend.aclose()
+                models[model_id].update(memory_after(meters[model_id]))
+                store.update_run_models(run_id, models)
         status = "complete"
     except BaseException as err:
         status = (

@@ -50,3 +50,10 @@ def test_doctor_reports_the_embedded_backend() -> None:
     line = next(ln for ln in out.splitlines() if "backend llamacpp" in ln)
     assert "ok" in line and "llama-cpp-python" in line
     assert "meter rapl" in out and "meter nvml" in out
+
+
+def test_doctor_shows_extras_in_brackets_and_the_estimate() -> None:
+    out = invoke("doctor")
+    assert "llama-cpp-python[server]" in out  # not eaten as markup
+    line = next(ln for ln in out.splitlines() if "meter estimate" in ln)
+    assert "ok" in line and "7 W per busy core" in line

@@ -258,6 +258,8 @@ def test_cli_native_run_records_tool_steps(tool_server: str, tmp_path: Path) -> 
     assert row["paradigm"] == "single" and row["outcome"]
     assert list(steps["agent"].unique()) == ["single"]
     first = steps.iloc[0]
-    assert first["tool"] == "calculator" or first["error"]  # a native call, or a typed rejection
-    if len(steps) > 1:  # the tool's result went back as a `tool` message
-        assert '"role": "tool"' in steps.iloc[1]["messages"]
+    # A native call of one of the agent's tools (the server's grammar makes the call valid).
+    assert first["tool"] in {"calculator", "python", "knowledge_search", "lookup"}
+    assert first["tool_input"].startswith("{")
+    # The next turn sent the tool's result back as a `tool` message.
+    assert len(steps) > 1 and '"role": "tool"' in steps.iloc[1]["messages"]

@@ -674,11 +674,13 @@ def _gpu(names: list[str]) -> str:
 
 def _chromium() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
+    driver = shutil.which("chromedriver")
+    if path is None or driver is None:
         raise FileNotFoundError(
-            "chromium not on PATH (only the HTML report's browser test uses it)"
+            "chromium and chromedriver not both on PATH (only the report's browser test and "
+            "benchmarks/report.py use them: apt-get install chromium chromium-driver)"
         )
-    return path
+    return f"{path}, {driver}"
 
 
 def _llama_cpp() -> str:
@@ -731,7 +733,9 @@ def doctor() -> None:
     ]
     for name, status, detail in checks:
         table.add_row(
-            name, f"[green]{status}[/]" if status == "ok" else f"[yellow]{status}[/]", detail
+            name,
+            f"[green]{status}[/]" if status == "ok" else f"[yellow]{status}[/]",
+            escape(detail),  # details name extras in brackets, e.g. slmscope[gpu]
         )
     console.print(table)
     installed = [c.id for c in CATALOG.values() if c.is_installed()]

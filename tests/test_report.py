@@ -232,3 +232,7 @@ def test_report_in_headless_chromium(real_run: Path) -> None:
     assert all(n > 0 for n in charts.values()), charts
     assert opened is True
     assert os.path.getsize(ARTIFACTS / "report.png") > 10_000
+
+
+def test_empty_results_give_an_empty_table() -> None:
+    assert paradigm_table(pd.DataFrame()).empty

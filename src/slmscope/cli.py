@@ -49,7 +49,7 @@ from slmscope.paradigms import PARADIGM_NAMES, get_paradigm
 from slmscope.paradigms.multi_agent import load_roster
 from slmscope.report.export import EXPORT_FORMATS, export_table
 from slmscope.report.html import write_report
-from slmscope.report.terminal import paradigm_summary, results_table
+from slmscope.report.terminal import paradigm_summary, results_table, score_matrix
 from slmscope.runs.executor import RunTotals, check_tool_mode, execute, native_or_tags
 from slmscope.runs.spec import RunSpec, plan
 from slmscope.runs.store import Store, StoreError
@@ -363,12 +363,22 @@ def _run(spec: RunSpec, out: Path) -> Path:
         store.close()
     keys = {c.key for c in plan(spec, tasks)}
     rows = [r for r in rows if r["cell_key"] in keys]
-    frame = pd.DataFrame(rows)
-    console.print(results_table(summarize(frame)))
-    if frame["paradigm"].nunique() > 1:
-        console.print(paradigm_summary(paradigm_table(frame)))
+    print_summary(pd.DataFrame(rows))
     _write_report([out], None)
     return out
+
+
+def print_summary(results: pd.DataFrame) -> None:
+    """Per dataset (one table of scores with intervals, or a score matrix when paradigms are
+    compared), then the paradigms' quality and cost."""
+    if results.empty:
+        return
+    summary = summarize(results)
+    if results["paradigm"].nunique() > 1:
+        console.print(score_matrix(summary))
+        console.print(paradigm_summary(paradigm_table(results)))
+    else:
+        console.print(results_table(summary))
 
 
 def _write_report(run_dirs: list[Path], html: Path | None) -> None:
@@ -482,7 +492,7 @@ def run(
         if roster is not None:
             load_roster(roster)
         _run(spec, target)
-    console.print(f"results: {target / 'results.sqlite'}")
+    console.print(escape(f"results: {target / 'results.sqlite'}"), soft_wrap=True, highlight=False)
 
 
 QUICKSTART_PARADIGMS = ("base", "single", "multi", "single+fallback")
@@ -519,8 +529,12 @@ def quickstart(
             get_paradigm(name)
         _run(spec, out)
     console.print(
-        f"results: {out / 'results.sqlite'} (tables runs, results, steps; "
-        f"see README) in {time.perf_counter() - start:.1f} s"
+        escape(
+            f"results: {out / 'results.sqlite'} (tables runs, results, steps; "
+            f"see README) in {time.perf_counter() - start:.1f} s"
+        ),
+        soft_wrap=True,
+        highlight=False,
     )
 
 
@@ -545,8 +559,7 @@ def report(
             if frame.empty:
                 raise ValueError(f"{run_dir}: the run holds no results yet")
             console.print(escape(f"{run_dir}:"), soft_wrap=True)
-            console.print(results_table(summarize(frame)))
-            console.print(paradigm_summary(paradigm_table(frame)))
+            print_summary(frame)
         _write_report(run_dirs, html)
 
 

@@ -36,6 +36,8 @@ def paradigm_table(results: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
     """Per model x paradigm (over all its datasets): NRQ, score, completion rate, latency,
     tokens/sample, tokens/s, energy/sample and energy/token, with 95% bootstrap intervals on
     the per-sample means. Energy is NaN where any sample of the group has none."""
+    if results.empty:
+        return pd.DataFrame()
     per_dataset = summarize(results, seed=seed)
     gains = nrq(per_dataset)
     rows: list[dict[str, Any]] = []

@@ -5,12 +5,15 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+from rich import box
 from rich.table import Table
 
 
-def _ci(value: float, low: float, high: float) -> str:
+def _ci(value: float, low: float, high: float, compact: bool = False) -> str:
     if math.isnan(low) or low == high:
         return f"{value:.2f}"
+    if compact:
+        return f"{value:.2f} [{low:.2f},{high:.2f}]"
     return f"{value:.2f} [{low:.2f}, {high:.2f}]"
 
 
@@ -50,6 +53,9 @@ def paradigm_summary(table: pd.DataFrame) -> Table:
     several = table["model"].nunique() > 1
     out = Table(
         title="Paradigms",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
         caption="score [95% CI]; ok = completion rate; energy per sample"
         + (" (estimate)" if "estimate" in set(table["energy_method"]) else ""),
     )
@@ -64,7 +70,7 @@ def paradigm_summary(table: pd.DataFrame) -> Table:
             *([str(g["model"])] if several else []),
             str(g["paradigm"]),
             "" if math.isnan(g["nrq"]) else f"{g['nrq']:+.2f}",
-            _ci(float(g["score"]), float(g["score_lo"]), float(g["score_hi"])),
+            _ci(float(g["score"]), float(g["score_lo"]), float(g["score_hi"]), compact=True),
             f"{g['completion_rate']:.0%}",
             f"{g['latency_s']:.2f}",
             f"{g['tokens_per_sample']:,.0f}",
@@ -72,3 +78,34 @@ def paradigm_summary(table: pd.DataFrame) -> Table:
             "-" if math.isnan(energy) else f"{energy:.1f}",
         )
     return out
+
+
+def score_matrix(summary: pd.DataFrame) -> Table:
+    """Mean score per dataset (rows) and paradigm (columns): the per-dataset view of a run
+    that compares paradigms, narrow enough for 80 columns (intervals are in the report)."""
+    paradigms = list(dict.fromkeys(summary["paradigm"]))
+    several = summary["model"].nunique() > 1
+    table = Table(
+        title="Score per dataset",
+        caption="mean score; ok = completion rate",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    if several:
+        table.add_column("model", no_wrap=True, max_width=24)
+    table.add_column("dataset", no_wrap=True)
+    for paradigm in paradigms:
+        table.add_column(paradigm, justify="right", no_wrap=True)
+    cells = {
+        (str(g["model"]), str(g["dataset"]), str(g["paradigm"])): g
+        for g in summary.to_dict("records")
+    }
+    for model, dataset in dict.fromkeys((m, d) for m, d, _ in cells):
+        row = [model] if several else []
+        row.append(dataset.removeprefix("builtin:"))
+        for paradigm in paradigms:
+            cell = cells.get((model, dataset, paradigm))
+            row.append(f"{cell['score']:.2f} ok {cell['completion_rate']:.0%}" if cell else "")
+        table.add_row(*row)
+    return table

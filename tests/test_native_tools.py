@@ -257,9 +257,16 @@ def test_cli_native_run_records_tool_steps(tool_server: str, tmp_path: Path) -> 
     steps = load_steps(out)
     assert row["paradigm"] == "single" and row["outcome"]
     assert list(steps["agent"].unique()) == ["single"]
-    first = steps.iloc[0]
-    # A native call of one of the agent's tools (the server's grammar makes the call valid).
-    assert first["tool"] in {"calculator", "python", "knowledge_search", "lookup"}
-    assert first["tool_input"].startswith("{")
-    # The next turn sent the tool's result back as a `tool` message.
-    assert len(steps) > 1 and '"role": "tool"' in steps.iloc[1]["messages"]
+    # SmolLM2 calls a tool natively at some turn (the server's grammar makes it one of ours);
+    # other turns end in typed rejections, never in a crash.
+    called = steps[steps["tool"].notna()]
+    assert not called.empty
+    assert set(called["tool"]) <= {"calculator", "python", "knowledge_search", "lookup"}
+    known = {"no_action_or_answer", "action_not_json", "action_bad_input", "action_missing_tool",
+             "tool_call_as_text", "empty_final_answer", "tool_error", "unknown_tool",
+             "repeated_action"}  # fmt: skip
+    assert set(steps["error"].dropna()) <= known
+    # The turn after a tool call sent the result back as a `tool` message.
+    after = called.index[0] + 1
+    if after < len(steps):
+        assert '"role": "tool"' in steps.loc[after, "messages"]

@@ -67,7 +67,7 @@ def test_run_builtin_writes_one_row_per_sample_and_resumes(smol_path: Path, tmp_
         assert r["prompt_tokens"] > 0 and r["latency_s"] > 0 and r["n_calls"] == 1
         assert r["total_tokens"] == r["prompt_tokens"] + r["completion_tokens"]
         assert 0.0 <= r["score"] <= 1.0
-        assert r["energy_j"] is None and r["energy_method"] == "unavailable"
+        assert r["energy_j"] > 0 and r["energy_method"] == "estimate"  # no RAPL or GPU here
         assert r["peak_rss_mb"] > 50
     # Later samples reuse the shared system prompt from the KV cache.
     assert sum(r["cached_tokens"] for r in results) > 0
@@ -121,6 +121,10 @@ def test_run_against_an_openai_compatible_server(llama_server: str, tmp_path: Pa
         next(iter(sqlite3.connect(out / "results.sqlite").execute("SELECT models FROM runs")))[0]
     )
     assert models[SMOL]["backend"].startswith("openai:") and models[SMOL]["source"] == "served"
+    # What the server says of itself is recorded; its energy is never the in-process estimate.
+    assert models[SMOL]["server"]["models"]["data"][0]["id"] == SMOL
+    assert models[SMOL]["energy"]["method"] in ("unavailable", "rapl", "nvml")
+    assert all(r["energy_method"] == models[SMOL]["energy"]["method"] for r in results)
 
 
 def test_dead_server_stops_the_run_with_a_clear_error(tmp_path: Path) -> None:

@@ -50,7 +50,7 @@ from slmscope.paradigms.multi_agent import load_roster
 from slmscope.report.export import EXPORT_FORMATS, export_table
 from slmscope.report.html import write_report
 from slmscope.report.terminal import paradigm_summary, results_table, score_matrix
-from slmscope.runs.executor import RunTotals, check_tool_mode, execute, native_or_tags
+from slmscope.runs.executor import RunTotals, check_tool_mode, execute, tool_mode_of
 from slmscope.runs.spec import RunSpec, plan
 from slmscope.runs.store import Store, StoreError
 from slmscope.tasks import (
@@ -486,7 +486,7 @@ def run(
     )
     target = out or _default_out(time.strftime("%Y%m%d-%H%M%S"))
     with user_errors():
-        native_or_tags(spec)
+        tool_mode_of(spec)
         for name in spec.paradigms:
             get_paradigm(name)  # an unknown name fails here, before any model loads
         if roster is not None:

@@ -63,12 +63,14 @@ def versions() -> dict[str, str]:
 def meter_for(spec: RunSpec, card: ModelCard) -> EnergyMeter:
     """The energy meter for a model's calls: counters where they can see the work, else the
     estimate for the embedded backend, else none (a server on another machine)."""
-    source = card.source
-    served = isinstance(source, ServedSource)
+    if isinstance(card.source, ServedSource):
+        in_process, local = False, same_machine(card.source.base_url)
+    else:
+        in_process, local = True, True
     return open_meter(
         spec.energy,
-        in_process=not served,
-        same_machine=same_machine(source.base_url) if isinstance(source, ServedSource) else True,
+        in_process=in_process,
+        same_machine=local,
         core_w=spec.core_w,
         idle_w=spec.idle_w,
     )
@@ -184,7 +186,8 @@ def step_rows(run_id: str, cell: Cell, trace: Trace) -> list[dict[str, Any]]:
     ]
 
 
-def native_or_tags(spec: RunSpec) -> ToolMode:
+def tool_mode_of(spec: RunSpec) -> ToolMode:
+    """The spec's tool mode, checked (a spec is plain data: it may come from a file)."""
     if spec.tool_mode not in TOOL_MODES:
         raise ValueError(
             f"unknown tool mode {spec.tool_mode!r}; available: {', '.join(TOOL_MODES)}"
@@ -194,7 +197,7 @@ def native_or_tags(spec: RunSpec) -> ToolMode:
 
 def check_tool_mode(spec: RunSpec, cards: dict[str, ModelCard]) -> None:
     """Native tool calling needs a server that has it: refuse embedded models before running."""
-    if native_or_tags(spec) != "native":
+    if tool_mode_of(spec) != "native":
         return
     embedded = [m for m, card in cards.items() if not isinstance(card.source, ServedSource)]
     if embedded:
@@ -224,7 +227,7 @@ async def execute(
     roster = load_roster(Path(spec.roster)) if spec.roster else ()
     meters = {m: meter_for(spec, cards[m]) for m in spec.models}
     paradigms: dict[str, Paradigm] = {
-        name: get_paradigm(name, limits=limits, roster=roster, mode=native_or_tags(spec))
+        name: get_paradigm(name, limits=limits, roster=roster, mode=tool_mode_of(spec))
         for name in spec.paradigms
     }
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"

@@ -122,6 +122,30 @@ def test_multi_agent_routes_to_a_specialist_and_assembles() -> None:
     assert trace.steps[2].tool == "quant_agent" and trace.steps[2].observation == "25"
 
 
+def test_a_hand_off_under_another_field_name_still_reaches_the_specialist() -> None:
+    trace, backend = run(
+        MultiAgent(),
+        SENT,
+        act("nlp_agent", sentence="Is this positive?"),  # what small supervisors write
+        answer("positive"),  # nlp agent
+        act("quant_agent", n=3),  # no text at all: refused, told to the supervisor
+        answer("positive"),
+    )
+    assert trace.outcome == "ok"
+    assert [s.agent for s in trace.steps] == ["nlp_agent", "supervisor", "supervisor", "supervisor"]
+    assert backend.calls[1][1]["content"].startswith("Is this positive?")  # the request
+    refused = trace.steps[2]
+    assert refused.error == "tool_error" and '{"task": "what to do"}' in (refused.observation or "")
+
+
+def test_the_supervisor_prompt_example_uses_its_own_tools() -> None:
+    _, backend = run(MultiAgent(), SENT, answer("positive"))
+    system = backend.calls[0][0]["content"]
+    example = system.split("Example:")[1]
+    assert '"tool": "knowledge_agent"' in example and '"task"' in example
+    assert "calculator" not in example
+
+
 def test_multi_agent_routing_failure() -> None:
     trace, _ = run(MultiAgent(), SENT, *[act("legal_agent", task="help")] * 1, *["no tags"] * 4)
     assert trace.outcome == "no_final_answer"

@@ -128,6 +128,8 @@ def test_totals_keep_the_label_and_refuse_to_invent() -> None:
     assert total == EnergyReading(3.0, "rapl", {"package-0": 2.5, "package-0/dram": 0.5})
     assert EnergyReading.total([a, UNAVAILABLE]) is UNAVAILABLE
     assert EnergyReading.total([]) is UNAVAILABLE
+    with pytest.raises(ValueError, match="different methods"):
+        EnergyReading.total([a, EnergyReading(1.0, "estimate")])
 
 
 def test_meter_choice_per_backend(tmp_path: Path) -> None:

@@ -49,7 +49,7 @@ from slmscope.paradigms import PARADIGM_NAMES, get_paradigm
 from slmscope.paradigms.multi_agent import load_roster
 from slmscope.report.export import EXPORT_FORMATS, export_table
 from slmscope.report.html import write_report
-from slmscope.report.terminal import paradigm_summary, results_table, score_matrix
+from slmscope.report.terminal import clip, paradigm_summary, results_table, score_matrix
 from slmscope.runs.executor import RunTotals, check_tool_mode, execute, tool_mode_of
 from slmscope.runs.spec import RunSpec, plan
 from slmscope.runs.store import Store, StoreError
@@ -587,10 +587,7 @@ def export(
 
 def _clip(text: str | None, limit: int = 600) -> str:
     """Shortened and markup-escaped: model output may hold anything, brackets included."""
-    text = (text or "").strip()
-    if len(text) > limit:
-        text = text[:limit] + f" [... {len(text) - limit} more]"
-    return escape(text)
+    return escape(clip(text, limit))
 
 
 @app.command()

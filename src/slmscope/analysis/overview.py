@@ -140,6 +140,37 @@ def agent_costs(steps: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def compare_runs(a: pd.DataFrame, b: pd.DataFrame, *, seed: int = 0) -> list[dict[str, Any]]:
+    """Two runs' results: for each model, paradigm and dataset in both, the paired score
+    difference (b - a) on the shared samples, and the change in mean tokens and latency."""
+    keys = ["model", "paradigm", "dataset", "sample_id"]
+    both = a.merge(b, on=keys, suffixes=("_a", "_b"))
+    rows = []
+    for (model, paradigm, dataset), g in both.groupby(keys[:3], sort=False):
+        diff, lo, hi, p = paired_bootstrap(
+            g["score_a"].to_numpy(float), g["score_b"].to_numpy(float), seed=seed
+        )
+        rows.append(
+            {
+                "model": model,
+                "paradigm": paradigm,
+                "dataset": dataset,
+                "pairs": len(g),
+                "score_a": g["score_a"].mean(),
+                "score_b": g["score_b"].mean(),
+                "diff": diff,
+                "lo": lo,
+                "hi": hi,
+                "p": p,
+                "tokens_a": g["total_tokens_a"].mean(),
+                "tokens_b": g["total_tokens_b"].mean(),
+                "latency_a": g["latency_s_a"].mean(),
+                "latency_b": g["latency_s_b"].mean(),
+            }
+        )
+    return rows
+
+
 @dataclass(frozen=True)
 class Recommendation:
     model: str

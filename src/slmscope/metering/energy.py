@@ -41,12 +41,14 @@ class EnergyReading:
 
     @staticmethod
     def total(readings: Iterable[EnergyReading]) -> EnergyReading:
-        """The sum of several spans; unavailable if any span is, labelled as its parts are."""
+        """The sum of several spans of one meter; unavailable if any span is."""
         readings = list(readings)
         if not readings or any(r.joules is None for r in readings):
             return UNAVAILABLE
         methods = {r.method for r in readings}
-        method = methods.pop() if len(methods) == 1 else "estimate"  # a mix is no reading
+        if len(methods) > 1:  # one backend has one meter: a mix means readings were crossed
+            raise ValueError(f"cannot add energy measured by different methods: {methods}")
+        method = methods.pop()
         parts: dict[str, float] = {}
         for r in readings:
             for name, joules in r.parts.items():

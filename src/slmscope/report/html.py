@@ -23,13 +23,14 @@ import plotly.offline
 
 from slmscope.analysis.overview import (
     agent_costs,
+    compare_runs,
     outcome_shares,
     paradigm_table,
     recommend,
 )
-from slmscope.analysis.stats import paired_bootstrap
 from slmscope.analysis.tables import load, load_runs, load_steps, summarize
 from slmscope.report.charts import agent_split, frontiers, heatmap, outcome_bars
+from slmscope.report.terminal import clip, with_ci
 
 TEMPLATES = Path(__file__).parent / "templates"
 TRACE_CHARS = 1200  # per step output/observation shown in the page (the database has it all)
@@ -63,13 +64,6 @@ def anchor(*parts: object) -> str:
     return "a" + hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()[:12]
 
 
-def _clip(text: Any, limit: int = TRACE_CHARS) -> str:
-    if text is None or (isinstance(text, float) and math.isnan(text)):
-        return ""
-    shown = str(text)
-    return shown if len(shown) <= limit else shown[:limit] + f" [... {len(shown) - limit} more]"
-
-
 def _num(value: Any) -> float | None:
     try:
         out = float(value)
@@ -92,37 +86,6 @@ def _labelled(runs: list[RunData]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.concat(results, ignore_index=True), pd.concat(steps, ignore_index=True)
 
 
-def compare_runs(a: RunData, b: RunData, *, seed: int = 0) -> list[dict[str, Any]]:
-    """Same model, paradigm and dataset in both runs: paired score difference (b - a) on the
-    shared samples, and the change in mean tokens and latency."""
-    keys = ["model", "paradigm", "dataset", "sample_id"]
-    both = a.results.merge(b.results, on=keys, suffixes=("_a", "_b"))
-    rows = []
-    for (model, paradigm, dataset), g in both.groupby(keys[:3], sort=False):
-        diff, lo, hi, p = paired_bootstrap(
-            g["score_a"].to_numpy(float), g["score_b"].to_numpy(float), seed=seed
-        )
-        rows.append(
-            {
-                "model": model,
-                "paradigm": paradigm,
-                "dataset": dataset,
-                "pairs": len(g),
-                "score_a": g["score_a"].mean(),
-                "score_b": g["score_b"].mean(),
-                "diff": diff,
-                "lo": lo,
-                "hi": hi,
-                "p": p,
-                "tokens_a": g["total_tokens_a"].mean(),
-                "tokens_b": g["total_tokens_b"].mean(),
-                "latency_a": g["latency_s_a"].mean(),
-                "latency_b": g["latency_s_b"].mean(),
-            }
-        )
-    return rows
-
-
 def _samples(results: pd.DataFrame, steps: pd.DataFrame) -> list[dict[str, Any]]:
     """Sample groups (model x paradigm x dataset), each sample with its trace."""
     by_cell = {k: g for k, g in steps.groupby("cell_key", sort=False)} if len(steps) else {}
@@ -138,12 +101,12 @@ def _samples(results: pd.DataFrame, steps: pd.DataFrame) -> list[dict[str, Any]]
                     "score": _num(row["score"]),
                     "outcome": row["outcome"],
                     "agent_outcome": row.get("agent_outcome"),
-                    "answer": _clip(row["final_answer"], 200),
-                    "gold": _clip(row["gold"], 200),
+                    "answer": clip(row["final_answer"], 200),
+                    "gold": clip(row["gold"], 200),
                     "tokens": int(row["total_tokens"]),
                     "latency": _num(row["latency_s"]),
                     "energy": _num(row["energy_j"]),
-                    "error": _clip(row.get("error"), 300),
+                    "error": clip(row.get("error"), 300),
                     "steps": []
                     if trace is None
                     else [
@@ -155,11 +118,11 @@ def _samples(results: pd.DataFrame, steps: pd.DataFrame) -> list[dict[str, Any]]
                             else None,
                             "latency": _num(s["latency_s"]),
                             "energy": _num(s.get("energy_j")),
-                            "output": _clip(s["output"]),
+                            "output": clip(s["output"], TRACE_CHARS),
                             "tool": s["tool"] if isinstance(s["tool"], str) else None,
-                            "tool_input": _clip(s["tool_input"], 400),
-                            "observation": _clip(s["observation"], 600),
-                            "error": _clip(s["error"], 300),
+                            "tool_input": clip(s["tool_input"], 400),
+                            "observation": clip(s["observation"], 600),
+                            "error": clip(s["error"], 300),
                         }
                         for s in trace.to_dict("records")
                     ],
@@ -249,7 +212,9 @@ def render(runs: list[RunData], *, seed: int = 0) -> tuple[str, int]:
             charts=charts,
             heatmaps=heatmaps,
             samples=_samples(results, steps),
-            comparison=compare_runs(runs[0], runs[1], seed=seed) if len(runs) == 2 else None,
+            comparison=compare_runs(runs[0].results, runs[1].results, seed=seed)
+            if len(runs) == 2
+            else None,
             energy_methods=methods,
             plotly_js=plotly.offline.get_plotlyjs(),
             generated=time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -299,12 +264,13 @@ def _fmt(value: Any, spec: str = ".2f") -> str:
 
 
 def _ci(row: dict[str, Any], key: str, lo: str, hi: str, spec: str = ".2f") -> str:
-    value, low, high = _num(row.get(key)), _num(row.get(lo)), _num(row.get(hi))
+    value = _num(row.get(key))
     if value is None:
         return "\N{EN DASH}"
-    if low is None or high is None or low == high:
-        return format(value, spec)
-    return f"{value:{spec}} [{low:{spec}}, {high:{spec}}]"
+    low, high = _num(row.get(lo)), _num(row.get(hi))
+    return with_ci(
+        value, math.nan if low is None else low, math.nan if high is None else high, spec
+    )
 
 
 def write_report(run_dirs: list[Path], html: Path | None = None, *, seed: int = 0) -> ReportInfo:

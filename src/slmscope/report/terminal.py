@@ -9,12 +9,20 @@ from rich import box
 from rich.table import Table
 
 
-def _ci(value: float, low: float, high: float, compact: bool = False) -> str:
-    if math.isnan(low) or low == high:
-        return f"{value:.2f}"
-    if compact:
-        return f"{value:.2f} [{low:.2f},{high:.2f}]"
-    return f"{value:.2f} [{low:.2f}, {high:.2f}]"
+def with_ci(value: float, low: float, high: float, spec: str = ".2f", sep: str = ", ") -> str:
+    """A value with its interval, e.g. `0.42 [0.32, 0.52]`; the value alone where the
+    interval is missing or empty."""
+    if math.isnan(low) or math.isnan(high) or low == high:
+        return format(value, spec)
+    return f"{value:{spec}} [{low:{spec}}{sep}{high:{spec}}]"
+
+
+def clip(text: object, limit: int) -> str:
+    """Text cut to `limit` characters, saying how much was left out; '' for None or NaN."""
+    if text is None or (isinstance(text, float) and math.isnan(text)):
+        return ""
+    shown = str(text).strip()
+    return shown if len(shown) <= limit else shown[:limit] + f" [... {len(shown) - limit} more]"
 
 
 def results_table(summary: pd.DataFrame) -> Table:
@@ -39,7 +47,7 @@ def results_table(summary: pd.DataFrame) -> Table:
         cells += [
             str(g["dataset"]),
             str(g["n"]),
-            _ci(float(g["score"]), float(g["score_lo"]), float(g["score_hi"])),
+            with_ci(float(g["score"]), float(g["score_lo"]), float(g["score_hi"])),
             f"{g['completion_rate']:.0%}",
             f"{g['tokens_mean']:,.0f}",
             f"{g['latency_mean']:.2f}",
@@ -70,7 +78,7 @@ def paradigm_summary(table: pd.DataFrame) -> Table:
             *([str(g["model"])] if several else []),
             str(g["paradigm"]),
             "" if math.isnan(g["nrq"]) else f"{g['nrq']:+.2f}",
-            _ci(float(g["score"]), float(g["score_lo"]), float(g["score_hi"]), compact=True),
+            with_ci(float(g["score"]), float(g["score_lo"]), float(g["score_hi"]), sep=","),
             f"{g['completion_rate']:.0%}",
             f"{g['latency_s']:.2f}",
             f"{g['tokens_per_sample']:,.0f}",

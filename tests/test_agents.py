@@ -304,6 +304,25 @@ def test_a_copied_example_action_is_recorded_and_under_repair_not_run() -> None:
     assert (trace.steps[0].error, trace.steps[0].observation) == ("example_copy", "37.5")
 
 
+def test_a_repeated_action_under_repair_gets_its_result_and_a_call_to_answer() -> None:
+    again = act("calculator", expression="1+1")
+    trace, backend = run(SingleAgent(), QA, again, again, answer(QA.gold))
+    assert trace.outcome == "ok" and trace.final_answer == QA.gold
+    assert [(s.error, s.repair) for s in trace.steps] == [
+        (None, False),
+        ("repeated_action", False),
+        (None, True),
+    ]
+    told = backend.calls[2][-1]["content"]
+    assert "already ran exactly this action. It returned: 2" in told and "final answer" in told
+    # Past the bound of repairs, a repeat ends the sample as before.
+    bounded = SingleAgent(AgentLimits(max_repairs=0))
+    trace, _ = run(bounded, QA, again, again)
+    assert trace.outcome == "max_steps" and "repeated" in (trace.error or "")
+    trace, _ = run(SingleAgent(harness="strict"), QA, again, again)
+    assert trace.outcome == "max_steps" and len(trace.steps) == 2
+
+
 def test_a_repeated_hand_off_under_repair_makes_the_specialists_answer_the_teams() -> None:
     replies = (
         act("nlp_agent", task="classify"),

@@ -53,6 +53,18 @@ def test_the_last_turn_admits_only_a_final_answer() -> None:
     assert constraint.name.startswith("agent-final:") and "<action>" not in constraint.grammar
 
 
+def test_after_a_repeated_action_the_grammar_admits_only_a_final_answer() -> None:
+    task = SUITE["builtin:table_qa"]()[0]
+    call = '{"tool": "calculator", "input": {"expression": "1+1"}}'
+    again = f"<think>x</think><action>{call}</action>"
+    backend = ScriptedBackend([again, again, "<think>x</think><final_answer>2</final_answer>"])
+    agent = SingleAgent(harness="constrained")
+    trace = asyncio.run(agent.solve(task, backend, GenerationConfig()))
+    assert trace.outcome == "ok" and trace.steps[1].error == "repeated_action"
+    kinds = [o["constraint"].name.split(":")[0] for o in backend.options]
+    assert kinds == ["agent-turn", "agent-turn", "agent-final"]
+
+
 @pytest.mark.model
 @pytest.mark.parametrize("model", [SMOL, "qwen2.5-coder-0.5b-instruct"])
 @pytest.mark.parametrize("paradigm", ["single", "multi"])

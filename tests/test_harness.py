@@ -12,6 +12,7 @@ import pytest
 
 from conftest import SMOL, ScriptedBackend
 from slmscope.models.catalog import CATALOG
+from slmscope.paradigms.harness import REPAIR_REVISION
 from slmscope.runs.executor import execute
 from slmscope.runs.spec import RunSpec, plan
 from slmscope.runs.store import Store
@@ -37,7 +38,7 @@ def test_each_agent_runs_under_each_harness_and_base_once(tmp_path: Path) -> Non
     tag = spec.settings_tag()
     # Strict (and base) keep the keys they had before harnesses; repair is its own cell.
     assert keys["single", "strict"] == f"scripted|single|{TASKS[0].dataset}|{TASKS[0].id}|{tag}"
-    assert keys["single", "repair"] == keys["single", "strict"] + "|repair"
+    assert keys["single", "repair"] == keys["single", "strict"] + f"|repair.r{REPAIR_REVISION}"
     # The same untagged reply: a failure under strict, repaired under repair.
     untagged = "<think>easy</think> it reads as positive to me"
     script = []

@@ -5,10 +5,11 @@
 `Final answer: X` line, or a reply that is nothing but an answer in the task's format (one of
 its choices, one number), ends the loop with that answer (the step is marked
 `untagged_answer`). Any other unreadable turn gets one targeted message that quotes it; an
-action copied from the prompt's example is sent back instead of run; and the model is told
-when its next turn is its last. `constrained` does all `repair` does, and decodes every turn
-under a grammar (constraint.py), the last allowed turn admitting only a final answer. The
-loop (react.py) decides which applies.
+action copied from the prompt's example is sent back instead of run; an action the agent
+already ran is answered with its earlier result and a call to answer now; and the model is
+told when its next turn is its last. `constrained` does all `repair` does, and decodes every
+turn under a grammar (constraint.py), the last allowed turn (and the turn after a repeated
+action) admitting only a final answer. The loop (react.py) decides which applies.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from slmscope.tasks.scoring import match_label, normalize_label
 
 Harness = Literal["strict", "repair", "constrained"]
 HARNESSES: tuple[str, ...] = Harness.__args__  # type: ignore[attr-defined]
+# Bumped when what `repair` and `constrained` do changes: their samples get new cell keys
+# (`strict` stays the study's protocol and keeps its keys).
+REPAIR_REVISION = 2
 
 
 def repairs(harness: Harness) -> bool:
@@ -120,6 +124,18 @@ COPY_MESSAGE = (
     "That action is the prompt's example about umbrella sales, not your task. Call a tool with "
     "inputs from your own task, or give your final answer."
 )
+
+
+def repeat_message(result: str | None) -> str:
+    """The repair of an action the agent already ran: its result again, and a call to answer
+    (under `constrained` the next turn's grammar admits only the final answer)."""
+    got = f"It returned: {result}" if result is not None else "It did not give a result."
+    return (
+        f"You already ran exactly this action. {got} Do not run it again: give your final "
+        "answer now, in <final_answer></final_answer>."
+    )
+
+
 LAST_TURN_NOTE = " Your next turn is your last: give your final answer then."
 
 

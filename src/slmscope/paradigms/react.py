@@ -15,12 +15,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from slmscope.metering.usage import estimate_tokens
 from slmscope.models.base import (
     Backend,
     BackendError,
@@ -41,6 +40,7 @@ from slmscope.paradigms.agent_prompts import (
 )
 from slmscope.paradigms.base import failed_call
 from slmscope.paradigms.constraint import agent_constraint
+from slmscope.paradigms.context import compact, prompt_tokens
 from slmscope.paradigms.harness import (
     COPY_MESSAGE,
     HARNESSES,
@@ -50,6 +50,7 @@ from slmscope.paradigms.harness import (
     not_understood,
     repair_message,
     repairs,
+    repeat_message,
     untagged_answer,
     with_note,
 )
@@ -118,6 +119,7 @@ class Turn:
     end: LoopEnd | None = None
     failure: tuple[Outcome, str] | None = None
     repair: bool = False  # the feedback is a repair message
+    answer_next: bool = False  # the next turn may only answer (a grammar enforces it)
     action_key: str | None = None
     result: str | None = None  # the tool's observation, when it ran without error
 
@@ -140,31 +142,6 @@ class Loop:
 
 def action_key(tool: str, args: Mapping[str, Any]) -> str:
     return f"{tool}|{json.dumps(args, sort_keys=True)}"
-
-
-def _chars(messages: Sequence[Message]) -> int:
-    return sum(len(m["content"]) + len(json.dumps(m.get("tool_calls", ""))) for m in messages)
-
-
-MESSAGE_TOKENS = 8  # what a chat template adds around each message (role markers)
-
-
-def _prompt_tokens(messages: Sequence[Message], last_prompt: int, last_count: int) -> int:
-    """Prompt size: the backend's count at the last call plus the estimate for the messages
-    added since (their text, and the template's markers around each)."""
-    new = messages[last_count:] if last_prompt else messages
-    added = estimate_tokens(_chars(new)) + MESSAGE_TOKENS * len(new)
-    return last_prompt + added
-
-
-def _compact(messages: list[Message], keep_chars: int = 200) -> int:
-    """Shorten the oldest long observation; the characters it removed (0: nothing left)."""
-    for message in messages[2:-1]:
-        content = message["content"]
-        if message["role"] in ("user", "tool") and len(content) > keep_chars + 40:
-            message["content"] = content[:keep_chars] + " [...shortened to fit the context]"
-            return len(content) - len(message["content"])
-    return 0
 
 
 def _shown(reply: Completion) -> str:
@@ -244,6 +221,15 @@ async def _turn(
     times = seen.get(key, 0) + 1
     if times > 1 and loop.repeat_answers and key in results:
         return Turn(shown(error="repeated_action"), end=LoopEnd(results[key], "ok"))
+    if times > 1 and repairing:
+        note = repeat_message(results.get(key))
+        return Turn(
+            shown(error="repeated_action", observation=note),
+            feedback(reply, loop.mode, note),
+            failure=(loop.names.repeated, f"repeated action {key}"),
+            repair=True,
+            answer_next=True,
+        )
     if times > 1:
         observation = (
             "error: you already ran exactly this action; its result is above. "
@@ -324,24 +310,24 @@ async def react(
     seen: dict[str, int] = {}
     results: dict[str, str] = {}
     spent = repaired = calls = last_prompt = last_count = 0
-    repairing = False
+    repairing = answer_now = False
     failure: tuple[Outcome, str] = ("max_steps", f"no final answer in {limits.max_turns} turns")
     grammars = _grammars(harness, mode, tools, task)
     while calls < limits.max_turns + repaired:
         calls += 1
         # Context guard: shorten old observations, else end cleanly rather than overflow.
         while (
-            _prompt_tokens(messages, last_prompt, last_count) + limits.max_tokens_per_turn
+            prompt_tokens(messages, last_prompt, last_count) + limits.max_tokens_per_turn
             > limits.context_window
         ):
-            removed = _compact(messages)
+            removed = compact(messages)
             if not removed:
                 error = f"the conversation no longer fits the {limits.context_window}-token window"
                 return LoopEnd(None, "context_overflow", error, tuple(steps))
-            last_prompt = max(0, last_prompt - estimate_tokens(removed))
+            last_prompt = max(0, last_prompt - removed)
         sent = tuple(m.copy() for m in messages)  # later compaction must not rewrite the record
         try:
-            last = calls == limits.max_turns + repaired
+            last = calls == limits.max_turns + repaired or answer_now
             reply = await backend.chat(
                 messages, dataclasses.replace(loop.gen, constraint=grammars[last])
             )
@@ -375,7 +361,7 @@ async def react(
                 results[turn.action_key] = turn.result
         failure = turn.failure or failure
         repaired += turn.repair
-        repairing = turn.repair
+        repairing, answer_now = turn.repair, turn.answer_next
         if spent >= limits.token_budget:
             error = f"token budget of {limits.token_budget} spent"
             return LoopEnd(None, "max_steps", error, tuple(steps))

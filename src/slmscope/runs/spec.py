@@ -9,6 +9,7 @@ from pathlib import Path
 
 from slmscope.metering.energy import DEFAULT_CORE_W, DEFAULT_IDLE_W
 from slmscope.models.base import GenerationConfig
+from slmscope.paradigms.harness import REPAIR_REVISION
 from slmscope.paradigms.prompts import PROMPT_VERSION
 from slmscope.tasks.record import Task
 from slmscope.tools.isolation import availability
@@ -72,9 +73,12 @@ def harnesses_of(spec: RunSpec, paradigm: str) -> tuple[str, ...]:
 
 
 def cell_key(model: str, paradigm: str, harness: str, task: Task, tag: str) -> str:
-    """The strict harness (and the base paradigm) keep the keys they had before harnesses."""
+    """The strict harness (and the base paradigm) keep the keys they had before harnesses;
+    the repairing ones carry their revision."""
     key = f"{model}|{paradigm}|{task.dataset}|{task.id}|{tag}"
-    return key if harness in ("strict", "none") else f"{key}|{harness}"
+    if harness in ("strict", "none"):
+        return key
+    return f"{key}|{harness}" + (f".r{REPAIR_REVISION}" if REPAIR_REVISION > 1 else "")
 
 
 def plan(spec: RunSpec, tasks: list[Task]) -> list[Cell]:

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from conftest import SMOL, ScriptedBackend
+from slmscope.cli import app
 from slmscope.models.catalog import CATALOG
 from slmscope.paradigms.harness import REPAIR_REVISION
 from slmscope.runs.executor import execute
@@ -58,6 +60,11 @@ def test_each_agent_runs_under_each_harness_and_base_once(tmp_path: Path) -> Non
     assert [s["repair"] for s in repaired] == [0, 1]
     again = asyncio.run(execute(spec, cards, TASKS, store, backends={"scripted": backend}))
     assert (again.skipped, again.done) == (6, 0)  # resumed: nothing runs twice
+    store.close()
+    shown = CliRunner().invoke(app, ["trace", str(tmp_path / "run"), first, "--harness", "repair"])
+    assert shown.exit_code == 0, shown.output
+    assert "scripted / single / repair" in shown.output and "/ strict /" not in shown.output
+    assert "single turn 2 (repair)" in shown.output  # the call that answered the repair
 
 
 def test_an_old_results_file_reads_as_strict(tmp_path: Path) -> None:

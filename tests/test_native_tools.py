@@ -21,7 +21,7 @@ from slmscope.paradigms.multi_agent import MultiAgent
 from slmscope.paradigms.protocol import ProtocolError, parse_native
 from slmscope.paradigms.react import AgentLimits, react, tool_specs
 from slmscope.paradigms.single_agent import SingleAgent
-from slmscope.paradigms.trace import Trace
+from slmscope.paradigms.trace import Step, Trace
 from slmscope.tasks.builtin import SUITE
 from slmscope.tools.calculator import Calculator
 
@@ -87,6 +87,24 @@ def test_bad_native_turns_are_typed_and_told_to_the_model(reply: object, reason:
         feedback = backend.calls[1][-1]
         assert feedback["role"] in ("tool", "user") and told in feedback["content"]
         assert "<action>" not in feedback["content"]  # native mode is never told to use tags
+
+
+def test_constrained_native_turns_use_strict_schemas_and_answer_only_turns_no_tools() -> None:
+    again = tool_reply(("calculator", '{"expression": "1+1"}'))
+    agent = SingleAgent(mode="native", harness="constrained")
+    trace, backend = solve(agent, again, again, tool_reply(text=QA.gold))
+    assert trace.outcome == "ok" and trace.steps[1].error == "repeated_action"
+    assert [g.tool_choice for g in backend.gens] == ["auto", "auto", "none"]
+    assert all(g.constraint is None for g in backend.gens)  # servers refuse grammar + tools
+    function = backend.gens[0].tools[0]["function"]
+    assert function["strict"] and function["parameters"]["additionalProperties"] is False
+    # Under repair the last turn is only asked for, not enforced; under strict neither.
+    for harness in ("repair", "strict"):
+        limits = AgentLimits(max_turns=2)
+        agent = SingleAgent(limits, mode="native", harness=harness)
+        _, backend = solve(agent, *[again] * 4)
+        assert {g.tool_choice for g in backend.gens} == {"auto"}
+        assert "strict" not in backend.gens[0].tools[0]["function"]
 
 
 def test_only_the_first_of_several_calls_runs() -> None:
@@ -230,6 +248,34 @@ def test_a_native_turn_against_the_real_server(tool_server: str) -> None:
     assert step.tool == "calculator" and step.error is None
     assert step.observation is not None and not step.observation.startswith("error")
     assert step.usage is not None and step.usage.completion_tokens > 0
+
+
+def test_the_real_server_answers_an_answer_only_turn_without_a_tool_call(
+    tool_server: str,
+) -> None:
+    """The same one-turn question that the server answers with a tool call under `auto`
+    (above) gets a plain reply when the constrained harness allows only an answer."""
+
+    def one_turn(harness: str) -> Step:
+        end = asyncio.run(
+            react(
+                agent="single",
+                system="You are an analyst. Use the calculator for arithmetic.",
+                user="What is 120 * 1.5?",
+                tools={"calculator": Calculator()},
+                backend=OpenAIBackend(tool_server, SMOL, stream=False),
+                gen=GenerationConfig(),
+                limits=AgentLimits(max_turns=1, max_tokens_per_turn=48),
+                mode="native",
+                harness=harness,  # type: ignore[arg-type]
+            )
+        )
+        return end.steps[0]
+
+    assert one_turn("strict").tool == "calculator"
+    answered = one_turn("constrained")
+    assert answered.tool is None and "[tool call]" not in answered.output
+    assert answered.usage is not None and answered.usage.completion_tokens > 0
 
 
 def test_cli_native_run_records_tool_steps(tool_server: str, tmp_path: Path) -> None:

@@ -636,6 +636,7 @@ def trace(
     sample_id: str,
     paradigm: str | None = typer.Option(None, help="Only this paradigm."),
     model: str | None = typer.Option(None, help="Only this model."),
+    harness: str | None = typer.Option(None, help="Only this harness (strict, repair, ...)."),
     full: bool = typer.Option(False, help="Show whole prompts and replies."),
 ) -> None:
     """One sample's steps, readably: each model call with its agent, tool and observation."""
@@ -648,13 +649,17 @@ def trace(
                 if r["sample_id"] == sample_id
                 and paradigm in (None, r["paradigm"])
                 and model in (None, r["model"])
+                and harness in (None, r.get("harness"))
             ]
             if not results:
                 raise ValueError(f"no sample {sample_id!r} in {run_dir}")
             limit = 100_000 if full else 600
             for r in results:
                 console.rule(
-                    escape(f"{r['model']} / {r['paradigm']} / {r['dataset']} / {sample_id}")
+                    escape(
+                        f"{r['model']} / {r['paradigm']} / {r.get('harness') or 'strict'} / "
+                        f"{r['dataset']} / {sample_id}"
+                    )
                 )
                 agent = f" (agent: {r['agent_outcome']})" if r.get("agent_outcome") else ""
                 console.print(
@@ -670,8 +675,9 @@ def trace(
                         if s["prompt_tokens"] is not None
                         else "no reply"
                     )
+                    repair = " (repair)" if s.get("repair") else ""
                     console.print(
-                        f"[cyan]{s['agent']} turn {s['turn']}[/] {tokens}"
+                        f"[cyan]{s['agent']} turn {s['turn']}{repair}[/] {tokens}"
                         + (f", {s['latency_s']:.2f} s" if s["latency_s"] else ""),
                         highlight=False,
                     )

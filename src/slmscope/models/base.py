@@ -77,6 +77,7 @@ class GenerationConfig:
     seed: int | None = 0
     stop: tuple[str, ...] = ()
     tools: tuple[dict[str, Any], ...] = ()  # OpenAI function specs: native tool calling
+    tool_choice: str = "auto"  # with tools: "auto", or "none" where only an answer may come
     constraint: Constraint | None = None
 
     def sampling(self) -> dict[str, Any]:

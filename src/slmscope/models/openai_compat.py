@@ -141,7 +141,7 @@ class OpenAIBackend:
             body["seed"] = gen.seed
         if gen.tools:
             body["tools"] = list(gen.tools)
-            body["tool_choice"] = "auto"
+            body["tool_choice"] = gen.tool_choice
         if gen.constraint is not None:
             body.update(await self._grammar_fields(gen.constraint.grammar))
         if self.stream:

@@ -117,12 +117,17 @@ def agent_prompt(role: str, tools: Mapping[str, Tool], mode: ToolMode, task: Tas
     return f"{system}\n\n{answer_format(task)}"
 
 
-def tool_specs(tools: Mapping[str, Tool]) -> list[dict[str, Any]]:
-    """The tools as OpenAI function specs, for native mode."""
-    return [
-        {
-            "type": "function",
-            "function": {"name": name, "description": t.description, "parameters": t.schema},
+def tool_specs(tools: Mapping[str, Tool], *, strict: bool = False) -> list[dict[str, Any]]:
+    """The tools as OpenAI function specs, for native mode. `strict` asks the server to hold
+    the arguments to the schema (no other fields), where it can."""
+    specs: list[dict[str, Any]] = []
+    for name, t in tools.items():
+        function: dict[str, Any] = {
+            "name": name,
+            "description": t.description,
+            "parameters": {**t.schema, "additionalProperties": False} if strict else t.schema,
         }
-        for name, t in tools.items()
-    ]
+        if strict:
+            function["strict"] = True
+        specs.append({"type": "function", "function": function})
+    return specs

@@ -25,7 +25,6 @@ from slmscope.models.base import (
     BackendError,
     BackendUnavailable,
     Completion,
-    Constraint,
     ConstraintUnsupported,
     GenerationConfig,
     Message,
@@ -256,15 +255,21 @@ async def _turn(
     )
 
 
-def _grammars(
-    harness: Harness, mode: ToolMode, tools: Mapping[str, Tool], task: Task | None
-) -> dict[bool, Constraint | None]:
-    """The constraint of an ordinary turn and of the last one (keyed by "is last")."""
-    if harness != "constrained":
-        return {False: None, True: None}
-    if mode != "tags":
-        raise ValueError("the constrained harness needs --tool-mode tags")
-    return {last: agent_constraint(tools, task, final_only=last) for last in (False, True)}
+def _configs(loop: Loop, task: Task | None) -> dict[bool, GenerationConfig]:
+    """How an ordinary turn and an answer-only turn are generated (keyed by "answer only").
+    Under `constrained`, tag turns get their grammar; native turns, whose calls the server's
+    own tool-call grammar holds to the (strict) schemas, get `tool_choice: none` where only
+    an answer may come (servers refuse a custom grammar beside tools)."""
+    if loop.harness != "constrained":
+        return {False: loop.gen, True: loop.gen}
+    if loop.mode == "native":
+        return {False: loop.gen, True: dataclasses.replace(loop.gen, tool_choice="none")}
+    return {
+        last: dataclasses.replace(
+            loop.gen, constraint=agent_constraint(loop.tools, task, final_only=last)
+        )
+        for last in (False, True)
+    }
 
 
 async def react(
@@ -284,7 +289,7 @@ async def react(
 ) -> LoopEnd:
     """Run the loop; the LoopEnd carries every model call as a Step. `task` lets the repair
     harness read an untagged reply in the task's answer format."""
-    specs = tool_specs(tools) if mode == "native" else []
+    specs = tool_specs(tools, strict=harness == "constrained") if mode == "native" else []
     loop = Loop(
         agent=agent,
         tools=tools,
@@ -312,7 +317,7 @@ async def react(
     spent = repaired = calls = last_prompt = last_count = 0
     repairing = answer_now = False
     failure: tuple[Outcome, str] = ("max_steps", f"no final answer in {limits.max_turns} turns")
-    grammars = _grammars(harness, mode, tools, task)
+    configs = _configs(loop, task)
     while calls < limits.max_turns + repaired:
         calls += 1
         # Context guard: shorten old observations, else end cleanly rather than overflow.
@@ -328,9 +333,7 @@ async def react(
         sent = tuple(m.copy() for m in messages)  # later compaction must not rewrite the record
         try:
             last = calls == limits.max_turns + repaired or answer_now
-            reply = await backend.chat(
-                messages, dataclasses.replace(loop.gen, constraint=grammars[last])
-            )
+            reply = await backend.chat(messages, configs[last])
         except (BackendUnavailable, ToolsUnsupported, ConstraintUnsupported):
             raise
         except BackendError as err:

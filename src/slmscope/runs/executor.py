@@ -223,12 +223,9 @@ def tool_mode_of(spec: RunSpec) -> ToolMode:
 
 
 def check_tool_mode(spec: RunSpec, cards: dict[str, ModelCard]) -> None:
-    """Native tool calling needs a server that has it: refuse embedded models before running;
-    the constrained harness constrains the tag protocol only."""
+    """Native tool calling needs a server that has it: refuse embedded models before running."""
     if tool_mode_of(spec) != "native":
         return
-    if "constrained" in spec.harnesses:
-        raise ValueError("the constrained harness needs --tool-mode tags")
     embedded = [m for m, card in cards.items() if not isinstance(card.source, ServedSource)]
     if embedded:
         raise ToolsUnsupported(NATIVE_TOOLS_HINT, where=", ".join(embedded))
@@ -263,7 +260,8 @@ async def execute(
         for name in spec.paradigms
         for harness in harnesses_of(spec, name)
     }
-    if "constrained" in spec.harnesses and set(spec.paradigms) - {"base"}:
+    grammars = tool_mode_of(spec) == "tags" and set(spec.paradigms) - {"base"}
+    if "constrained" in spec.harnesses and grammars:
         for model_id, card in cards.items():  # a server that ignores grammars is refused now
             if isinstance(card.source, ServedSource):
                 given = (backends or {}).get(model_id)

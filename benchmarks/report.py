@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 from slmscope.report.html import write_report
-from slmscope.runs.store import RESULT_COLUMNS, STEP_COLUMNS, Store
+from slmscope.runs.records import Result, StepRecord
+from slmscope.runs.store import Store
 
 PARADIGMS = ("base", "single", "multi", "single+fallback")
 
@@ -38,9 +39,9 @@ def synthetic_run(folder: Path, per_paradigm: int, seed: int = 0) -> Path:
             key = f"m|{paradigm}|builtin:{task_type}|s{i}"
             calls = 1 if paradigm == "base" else 3
             tokens = [rng.randint(80, 900) for _ in range(calls)]
-            result = dict.fromkeys(RESULT_COLUMNS)
-            result.update(
+            result = Result(
                 run_id="synthetic", cell_key=key, model="m", paradigm=paradigm,
+                harness="none" if paradigm == "base" else "repair",
                 dataset=f"builtin:{task_type}", task_type=task_type, sample_id=f"s{i}",
                 outcome=rng.choice(["ok", "ok", "no_final_answer", "max_steps"]),
                 score=float(rng.random() < 0.5), final_answer="positive", gold="positive",
@@ -51,16 +52,14 @@ def synthetic_run(folder: Path, per_paradigm: int, seed: int = 0) -> Path:
             )  # fmt: skip
             steps = []
             for turn, t in enumerate(tokens, 1):
-                step = dict.fromkeys(STEP_COLUMNS)
-                step.update(
+                steps.append(StepRecord(
                     run_id="synthetic", cell_key=key, model="m", paradigm=paradigm,
-                    dataset=result["dataset"], sample_id=f"s{i}",
+                    harness=result.harness, dataset=result.dataset, sample_id=f"s{i}",
                     agent="base" if paradigm == "base" else "single", turn=turn,
                     prompt_tokens=t, completion_tokens=30, cached_tokens=0, latency_s=0.5,
                     messages="[]", output="<think>...</think>" + "x" * rng.randint(50, 600),
                     energy_j=1.0, energy_method="estimate",
-                )  # fmt: skip
-                steps.append(step)
+                ))  # fmt: skip
             store.write_sample(result, steps)
     store.finish_run("synthetic", "2026-01-01T00:10:00", "complete")
     store.close()

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from rich.console import Console
 from typer.testing import CliRunner
 
-from slmscope import cli
 from slmscope.cli import app
+from slmscope.cli.app import console
 from slmscope.models.catalog import CATALOG, OFFLINE_MODELS
 from slmscope.tasks.builtin import SUITE
 
@@ -16,7 +15,7 @@ runner = CliRunner()
 
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "console", Console(width=200))
+    monkeypatch.setattr(console, "width", 200)
 
 
 def invoke(*args: str) -> str:

@@ -50,14 +50,14 @@ def test_each_agent_runs_under_each_harness_and_base_once(tmp_path: Path) -> Non
     backend = ScriptedBackend(script)
     cards = {"scripted": CATALOG[SMOL]}
     asyncio.run(execute(spec, cards, TASKS, store, backends={"scripted": backend}))
-    results = {(r["paradigm"], r["harness"], r["sample_id"]): r for r in store.results()}
+    results = {(r.paradigm, r.harness, r.sample_id): r for r in store.results()}
     assert len(results) == 6
     first = TASKS[0].id
-    assert results["base", "none", first]["outcome"] == "ok"
-    assert results["single", "strict", first]["outcome"] == "no_final_answer"
-    assert results["single", "repair", first]["outcome"] == "ok"
-    repaired = [s for s in store.steps() if s["harness"] == "repair" and s["sample_id"] == first]
-    assert [s["repair"] for s in repaired] == [0, 1]
+    assert results["base", "none", first].outcome == "ok"
+    assert results["single", "strict", first].outcome == "no_final_answer"
+    assert results["single", "repair", first].outcome == "ok"
+    repaired = [s for s in store.steps() if s.harness == "repair" and s.sample_id == first]
+    assert [s.repair for s in repaired] == [False, True]
     again = asyncio.run(execute(spec, cards, TASKS, store, backends={"scripted": backend}))
     assert (again.skipped, again.done) == (6, 0)  # resumed: nothing runs twice
     store.close()
@@ -84,9 +84,9 @@ def test_an_old_results_file_reads_as_strict(tmp_path: Path) -> None:
     )
     db.close()
     store = Store(run_dir)
-    assert {r["cell_key"]: r["harness"] for r in store.results()} == {"a": "none", "b": "strict"}
+    assert {r.cell_key: r.harness for r in store.results()} == {"a": "none", "b": "strict"}
     (step,) = store.steps()
-    assert (step["harness"], step["repair"]) == ("strict", 0)
+    assert (step.harness, step.repair) == ("strict", False)
 
 
 def _rows(

@@ -172,13 +172,13 @@ def test_crash_mid_sweep_keeps_finished_samples_and_resumes(tmp_path: Path) -> N
     dying = ScriptedBackend(["positive", "negative", BackendUnavailable("server gone")])
     with pytest.raises(BackendUnavailable):
         asyncio.run(execute(spec, cards, tasks, store, backends={"scripted": dying}))
-    assert [r["sample_id"] for r in store.results()] == ["sent-01", "sent-02"]
+    assert [r.sample_id for r in store.results()] == ["sent-01", "sent-02"]
     assert store.runs()[0]["status"] == "failed"
     healthy = ScriptedBackend(["neutral"] * 3)
     totals = asyncio.run(execute(spec, cards, tasks, store, backends={"scripted": healthy}))
     assert (totals.skipped, totals.done) == (2, 3)
     assert len(healthy.calls) == 3
-    assert [r["sample_id"] for r in store.results()] == [t.id for t in tasks]
+    assert [r.sample_id for r in store.results()] == [t.id for t in tasks]
     assert store.runs()[-1]["status"] == "complete"
 
 

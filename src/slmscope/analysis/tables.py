@@ -8,7 +8,9 @@ infinity); such pairs are flagged `base_near_zero` and left out of the averages.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from slmscope.analysis.stats import bootstrap_ci, macro_f1, mcc, mcnemar_exact, paired_bootstrap
+from slmscope.runs.records import RESULT_COLUMNS, STEP_COLUMNS, Record
 from slmscope.runs.store import Store
 
 GROUP = ["model", "paradigm", "dataset"]
@@ -23,12 +26,17 @@ LABEL_TYPES = ("sentiment", "classification", "stock_movement", "credit_scoring"
 NRQ_FLOOR = 0.05
 
 
+def frame(records: Sequence[Record], names: Sequence[str]) -> pd.DataFrame:
+    """Records as a DataFrame whose columns are the record's fields, even when there are none."""
+    return pd.DataFrame([dataclasses.asdict(r) for r in records], columns=list(names))
+
+
 def load(run_dir: str | Path) -> pd.DataFrame:
     """The run's `results` table, one row per sample; with several agent harnesses, `paradigm`
     names the arm (see `arms`)."""
     store = Store.open(Path(run_dir))
     try:
-        return arms(pd.DataFrame(store.results()))
+        return arms(frame(store.results(), RESULT_COLUMNS))
     finally:
         store.close()
 
@@ -46,7 +54,7 @@ def load_steps(run_dir: str | Path) -> pd.DataFrame:
     """The run's `steps` table, one row per model call, labelled as `load` labels results."""
     store = Store.open(Path(run_dir))
     try:
-        return arms(pd.DataFrame(store.steps()))
+        return arms(frame(store.steps(), STEP_COLUMNS))
     finally:
         store.close()
 

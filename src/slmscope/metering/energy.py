@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from slmscope.errors import ConfigError, UserError
+
 EnergyMethod = Literal["nvml", "rapl", "estimate", "unavailable"]
 METER_CHOICES = ("auto", "nvml", "rapl", "estimate", "off")
 POWERCAP = Path("/sys/class/powercap")
@@ -98,7 +100,7 @@ class EstimateMeter:
 
     def __init__(self, core_w: float = DEFAULT_CORE_W, idle_w: float = DEFAULT_IDLE_W) -> None:
         if core_w < 0 or idle_w < 0:
-            raise ValueError("estimate powers must be >= 0 W")
+            raise ConfigError("estimate powers must be >= 0 W")
         self.core_w, self.idle_w = core_w, idle_w
 
     def start(self) -> tuple[float, float]:
@@ -253,7 +255,7 @@ class NvmlMeter:
 # --- choosing ---------------------------------------------------------------------------------
 
 
-class MeterUnavailable(Exception):
+class MeterUnavailable(UserError):
     """The asked-for meter cannot run here; the message says why."""
 
 
@@ -272,7 +274,7 @@ def open_meter(
     else RAPL, for a server on this machine; an explicitly chosen meter that cannot run raises
     MeterUnavailable."""
     if choice not in METER_CHOICES:
-        raise ValueError(f"unknown energy meter {choice!r}; available: {', '.join(METER_CHOICES)}")
+        raise ConfigError(f"unknown energy meter {choice!r}; available: {', '.join(METER_CHOICES)}")
     if choice == "off":
         return NoMeter("energy metering switched off")
     if not same_machine:

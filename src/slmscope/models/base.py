@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NotRequired, Protocol, TypedDict, runtime_checkable
 
+from slmscope.errors import UserError
 from slmscope.metering.energy import UNAVAILABLE, EnergyReading
 from slmscope.metering.usage import Timings, Usage
 
@@ -104,7 +105,7 @@ class Backend(Protocol):
     async def aclose(self) -> None: ...
 
 
-class BackendError(Exception):
+class BackendError(UserError):
     """Base of every backend failure; `where` names the backend and model."""
 
     transient = False

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from slmscope.errors import UserError
 from slmscope.home import models_dir
 
 
@@ -231,7 +232,7 @@ CATALOG: dict[str, ModelCard] = {card.id: card for card in OFFLINE_MODELS + STUD
 DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct"
 
 
-class UnknownModel(LookupError):
+class UnknownModel(UserError, LookupError):
     def __init__(self, ref: str) -> None:
         known = ", ".join(sorted(CATALOG))
         super().__init__(

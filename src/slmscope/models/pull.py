@@ -20,6 +20,7 @@ import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from slmscope.errors import UserError
 from slmscope.home import home_dir
 from slmscope.models.catalog import (
     HubSource,
@@ -35,7 +36,7 @@ CHUNK = 4 * 1024 * 1024
 Progress = Callable[[str, int, int | None], None]
 
 
-class PullError(RuntimeError):
+class PullError(UserError, RuntimeError):
     """A pull that could not finish; nothing half-done is left under the final name."""
 
 

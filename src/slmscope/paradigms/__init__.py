@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from slmscope.errors import ConfigError
 from slmscope.paradigms.base import Base, Paradigm
 from slmscope.paradigms.fallback import Fallback
 from slmscope.paradigms.multi_agent import MultiAgent, Specialist, TeamLimits
@@ -49,4 +50,4 @@ def get_paradigm(
     if name == "multi":
         team = TeamLimits(**{f: getattr(limits, f) for f in AgentLimits.__dataclass_fields__})
         return MultiAgent(team, roster, mode=mode, harness=harness)
-    raise ValueError(f"unknown paradigm {name!r}; available: {', '.join(PARADIGM_NAMES)}")
+    raise ConfigError(f"unknown paradigm {name!r}; available: {', '.join(PARADIGM_NAMES)}")

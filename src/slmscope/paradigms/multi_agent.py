@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 import yaml
 
+from slmscope.errors import ConfigError
 from slmscope.models.base import Backend, GenerationConfig
 from slmscope.paradigms.prompts import task_text
 from slmscope.paradigms.react import (
@@ -89,17 +90,20 @@ TOOL_NAMES = ("calculator", "python", "knowledge_search", "lookup")
 
 def load_roster(path: Path) -> tuple[Specialist, ...]:
     """A roster from YAML: a list of {name, role, tools}; problems name the file and entry."""
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: cannot read this roster ({err})") from err
     if not isinstance(data, list) or not data:
-        raise ValueError(f"{path}: a roster is a non-empty YAML list of specialists")
+        raise ConfigError(f"{path}: a roster is a non-empty YAML list of specialists")
     roster = []
     for n, entry in enumerate(data, 1):
         if not isinstance(entry, dict) or not all(entry.get(k) for k in ("name", "role")):
-            raise ValueError(f"{path}: specialist {n} needs 'name' and 'role'")
+            raise ConfigError(f"{path}: specialist {n} needs 'name' and 'role'")
         tools = tuple(entry.get("tools") or ())
         unknown = [t for t in tools if t not in TOOL_NAMES]
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"{path}: specialist {entry['name']!r}: unknown tool(s) {unknown}; "
                 f"known: {', '.join(TOOL_NAMES)}"
             )
@@ -107,7 +111,7 @@ def load_roster(path: Path) -> tuple[Specialist, ...]:
             Specialist(str(entry["name"]), str(entry["role"]), tools, str(entry.get("when") or ""))
         )
     if len({s.name for s in roster}) != len(roster):
-        raise ValueError(f"{path}: specialist names must be unique")
+        raise ConfigError(f"{path}: specialist names must be unique")
     return tuple(roster)
 
 

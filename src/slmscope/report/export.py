@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from slmscope.errors import ConfigError
+
 EXPORT_FORMATS = ("parquet", "csv", "jsonl")
 
 
@@ -16,7 +18,7 @@ def export_table(frame: pd.DataFrame, path: Path, format: str) -> None:
         try:
             import pyarrow  # noqa: F401  (pandas needs it for parquet; the `parquet` extra)
         except ImportError as err:
-            raise ValueError(
+            raise ConfigError(
                 "parquet needs pyarrow: pip install 'slmscope[parquet]' (or use --format csv)"
             ) from err
         frame.to_parquet(partial, index=False)

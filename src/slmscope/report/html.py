@@ -30,6 +30,7 @@ from slmscope.analysis.overview import (
     recommend,
 )
 from slmscope.analysis.tables import load, load_runs, load_steps, summarize
+from slmscope.errors import ConfigError
 from slmscope.report.charts import agent_split, frontiers, heatmap, outcome_bars
 from slmscope.report.terminal import clip, with_ci
 
@@ -57,7 +58,7 @@ class ReportInfo:
 def read_run(path: Path, label: str | None = None) -> RunData:
     results = load(path)
     if results.empty:
-        raise ValueError(f"{path}: the run holds no results yet")
+        raise ConfigError(f"{path}: the run holds no results yet")
     return RunData(label or path.name, path, results, load_steps(path), load_runs(path))
 
 
@@ -291,8 +292,11 @@ def write_report(run_dirs: list[Path], html: Path | None = None, *, seed: int = 
     runs = [read_run(p, label) for p, label in zip(run_dirs, labels, strict=True)]
     page, samples = render(runs, seed=seed)
     target = html or run_dirs[0] / "report.html"
-    target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
-    partial.write_text(page, encoding="utf-8")
-    partial.replace(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(page, encoding="utf-8")
+        partial.replace(target)
+    except OSError as err:
+        raise ConfigError(f"{target}: cannot write the report ({err.strerror or err})") from err
     return ReportInfo(target, samples, time.perf_counter() - start, target.stat().st_size)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, cast, get_args
 
 from slmscope import __version__
+from slmscope.errors import ConfigError
 from slmscope.metering.energy import (
     UNAVAILABLE,
     EnergyMeter,
@@ -47,6 +48,7 @@ from slmscope.paradigms import (
 )
 from slmscope.paradigms.multi_agent import load_roster
 from slmscope.paradigms.trace import Trace
+from slmscope.runs.records import Result, StepRecord
 from slmscope.runs.spec import Cell, RunSpec, harnesses_of, plan
 from slmscope.runs.store import Store
 from slmscope.tasks.loaders.dataset import BadRow
@@ -127,75 +129,73 @@ class RunTotals:
     done: int = 0
 
 
-def result_row(run_id: str, cell: Cell, trace: Trace, latency_s: float) -> dict[str, Any]:
-    """The `results` row of one sample: its score joined with the summed cost of its steps."""
+def result_of(run_id: str, cell: Cell, trace: Trace, latency_s: float) -> Result:
+    """The sample's Result: its score joined with the summed cost of its steps."""
     task = cell.task
-    calls = [s for s in trace.steps if s.usage is not None]
-    prompt = sum(s.usage.prompt_tokens for s in calls if s.usage)
-    completion = sum(s.usage.completion_tokens for s in calls if s.usage)
-    first_ttft = next((s.timings.ttft_s for s in trace.steps if s.timings), None)
-    sources = {s.usage.source for s in calls if s.usage}
+    calls = [s.usage for s in trace.steps if s.usage is not None]
+    prompt = sum(u.prompt_tokens for u in calls)
+    completion = sum(u.completion_tokens for u in calls)
     readings = [s.energy for s in trace.steps if s.energy is not None]
     energy = EnergyReading.total(readings) if readings else UNAVAILABLE
-    return {
-        "run_id": run_id,
-        "cell_key": cell.key,
-        "model": cell.model,
-        "paradigm": cell.paradigm,
-        "harness": cell.harness,
-        "dataset": task.dataset,
-        "task_type": task.task_type,
-        "sample_id": task.id,
-        "outcome": trace.outcome,
-        "agent_outcome": trace.agent_outcome,
-        "score": score(task, trace.final_answer),
-        "final_answer": trace.final_answer,
-        "gold": task.gold,
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "cached_tokens": sum(s.usage.cached_tokens for s in calls if s.usage),
-        "total_tokens": prompt + completion,
-        "n_calls": len(trace.steps),
-        "latency_s": latency_s,
-        "ttft_s": first_ttft,
-        "energy_j": energy.joules,
-        "energy_method": energy.method,
-        "peak_rss_mb": round(peak_rss_mb(), 1),
-        "usage_source": "counted" if "counted" in sources else "backend",
-        "error": trace.error,
-        "created_at": now(),
-    }
+    return Result(
+        run_id=run_id,
+        cell_key=cell.key,
+        model=cell.model,
+        paradigm=cell.paradigm,
+        harness=cell.harness,
+        dataset=task.dataset,
+        task_type=task.task_type,
+        sample_id=task.id,
+        outcome=trace.outcome,
+        agent_outcome=trace.agent_outcome,
+        score=score(task, trace.final_answer),
+        final_answer=trace.final_answer,
+        gold=task.gold,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        cached_tokens=sum(u.cached_tokens for u in calls),
+        total_tokens=prompt + completion,
+        n_calls=len(trace.steps),
+        latency_s=latency_s,
+        ttft_s=next((s.timings.ttft_s for s in trace.steps if s.timings), None),
+        energy_j=energy.joules,
+        energy_method=energy.method,
+        peak_rss_mb=round(peak_rss_mb(), 1),
+        usage_source="counted" if any(u.source == "counted" for u in calls) else "backend",
+        error=trace.error,
+        created_at=now(),
+    )
 
 
-def step_rows(run_id: str, cell: Cell, trace: Trace) -> list[dict[str, Any]]:
+def steps_of(run_id: str, cell: Cell, trace: Trace) -> list[StepRecord]:
     return [
-        {
-            "run_id": run_id,
-            "cell_key": cell.key,
-            "model": cell.model,
-            "paradigm": cell.paradigm,
-            "harness": cell.harness,
-            "dataset": cell.task.dataset,
-            "sample_id": cell.task.id,
-            "agent": s.agent,
-            "turn": s.turn,
-            "repair": int(s.repair),
-            "prompt_tokens": s.usage.prompt_tokens if s.usage else None,
-            "completion_tokens": s.usage.completion_tokens if s.usage else None,
-            "cached_tokens": s.usage.cached_tokens if s.usage else None,
-            "latency_s": s.timings.latency_s if s.timings else None,
-            "ttft_s": s.timings.ttft_s if s.timings else None,
-            "decode_tps": s.timings.decode_tps if s.timings else None,
-            "tool": s.tool,
-            "tool_input": s.tool_input,
-            "observation": s.observation,
-            "error": s.error,
-            "messages": json.dumps(list(s.messages)),
-            "output": s.output,
-            "usage_source": s.usage.source if s.usage else None,
-            "energy_j": s.energy.joules if s.energy else None,
-            "energy_method": s.energy.method if s.energy else None,
-        }
+        StepRecord(
+            run_id=run_id,
+            cell_key=cell.key,
+            model=cell.model,
+            paradigm=cell.paradigm,
+            harness=cell.harness,
+            dataset=cell.task.dataset,
+            sample_id=cell.task.id,
+            agent=s.agent,
+            turn=s.turn,
+            repair=s.repair,
+            prompt_tokens=s.usage.prompt_tokens if s.usage else None,
+            completion_tokens=s.usage.completion_tokens if s.usage else None,
+            cached_tokens=s.usage.cached_tokens if s.usage else None,
+            latency_s=s.timings.latency_s if s.timings else None,
+            ttft_s=s.timings.ttft_s if s.timings else None,
+            decode_tps=s.timings.decode_tps if s.timings else None,
+            tool=s.tool,
+            tool_input=s.tool_input,
+            observation=s.observation,
+            error=s.error,
+            messages=json.dumps(list(s.messages)),
+            output=s.output,
+            usage_source=s.usage.source if s.usage else None,
+            energy_j=s.energy.joules if s.energy else None,
+            energy_method=s.energy.method if s.energy else None,
+        )
         for s in trace.steps
     ]
 
@@ -210,13 +210,13 @@ def harness_of(name: str) -> Harness:
     for harness in get_args(Harness):
         if name == harness:
             return cast(Harness, harness)
-    raise ValueError(f"unknown harness {name!r}; available: {', '.join(HARNESSES)}")
+    raise ConfigError(f"unknown harness {name!r}; available: {', '.join(HARNESSES)}")
 
 
 def tool_mode_of(spec: RunSpec) -> ToolMode:
     """The spec's tool mode, checked (a spec is plain data: it may come from a file)."""
     if spec.tool_mode not in TOOL_MODES:
-        raise ValueError(
+        raise ConfigError(
             f"unknown tool mode {spec.tool_mode!r}; available: {', '.join(TOOL_MODES)}"
         )
     return "native" if spec.tool_mode == "native" else "tags"
@@ -232,7 +232,7 @@ def check_tool_mode(spec: RunSpec, cards: dict[str, ModelCard]) -> None:
 
 
 OnStart = Callable[[RunTotals], None]
-OnSample = Callable[[dict[str, Any]], None]
+OnSample = Callable[[Result], None]
 
 
 async def execute(
@@ -301,8 +301,8 @@ async def execute(
                     paradigm = paradigms[cell.paradigm, cell.harness]
                     start = time.perf_counter()
                     trace = await paradigm.solve(cell.task, backend, spec.gen)
-                    row = result_row(run_id, cell, trace, time.perf_counter() - start)
-                    store.write_sample(row, step_rows(run_id, cell, trace))
+                    row = result_of(run_id, cell, trace, time.perf_counter() - start)
+                    store.write_sample(row, steps_of(run_id, cell, trace))
                     totals.done += 1
                     if on_sample:
                         on_sample(row)

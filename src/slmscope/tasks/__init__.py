@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from slmscope.errors import UserError
 from slmscope.tasks.builtin import SUITE
 from slmscope.tasks.errors import TaskFileError
 from slmscope.tasks.loaders.config import TaskConfig, load_config
@@ -37,7 +38,7 @@ __all__ = [
 FINBEN_DIR = Path(__file__).parent / "configs" / "finben"
 
 
-class UnknownTaskSet(LookupError):
+class UnknownTaskSet(UserError, LookupError):
     pass
 
 

@@ -96,7 +96,9 @@ def load_config(path: Path) -> TaskConfig:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as err:
-        raise TaskFileError(path, 0, f"cannot read the file ({err})") from err
+        raise TaskFileError(path, 0, f"cannot read the file ({err.strerror or err})") from err
+    except UnicodeDecodeError as err:
+        raise TaskFileError(path, 0, f"not UTF-8 text (at byte {err.start})") from err
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,22 +38,34 @@ def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
         yield from _parquet(path)
 
 
+def _text(path: Path) -> str:
+    """The file as text (UTF-8, a byte-order mark allowed); other bytes name their line."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+        raise TaskFileError(
+            path, line, f"not UTF-8 text (byte 0x{raw[err.start]:02x} at column {column})"
+        ) from err
+
+
 def _jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as err:
-                raise TaskFileError(
-                    path, number, f"not valid JSON ({err.msg} at column {err.colno})"
-                ) from err
+    for number, line in enumerate(_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as err:
+            raise TaskFileError(
+                path, number, f"not valid JSON ({err.msg} at column {err.colno})"
+            ) from err
 
 
 def _json(path: Path) -> Iterator[tuple[int, Any]]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(_text(path))
     except json.JSONDecodeError as err:
         raise TaskFileError(path, err.lineno, f"not valid JSON ({err.msg})") from err
     if isinstance(data, dict):  # {"data": [...]} or {"rows": [...]}
@@ -63,12 +76,11 @@ def _json(path: Path) -> Iterator[tuple[int, Any]]:
 
 
 def _csv(path: Path) -> Iterator[tuple[int, Any]]:
-    with path.open(encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        for row in reader:
-            if None in row:
-                raise TaskFileError(path, reader.line_num, "more cells than header columns")
-            yield reader.line_num, row
+    reader = csv.DictReader(io.StringIO(_text(path), newline=""))
+    for row in reader:
+        if None in row:
+            raise TaskFileError(path, reader.line_num, "more cells than header columns")
+        yield reader.line_num, row
 
 
 def _parquet(path: Path) -> Iterator[tuple[int, Any]]:

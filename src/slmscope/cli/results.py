@@ -1,0 +1,175 @@
+"""`slmscope report`, `export` and `trace`: reading a run back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import typer
+from rich.markup import escape
+
+from slmscope.analysis import arms, harness_effect, harness_flips, summarize
+from slmscope.analysis.overview import paradigm_table
+from slmscope.analysis.tables import load, load_steps
+from slmscope.cli.app import app, console, say, user_errors
+from slmscope.errors import ConfigError
+from slmscope.report.export import EXPORT_FORMATS, export_table
+from slmscope.report.html import write_report
+from slmscope.report.terminal import (
+    clip,
+    harness_summary,
+    paradigm_summary,
+    results_table,
+    score_matrix,
+)
+from slmscope.runs.store import Store
+
+
+def print_summary(results: pd.DataFrame, steps: pd.DataFrame | None = None) -> None:
+    """Per dataset (one table of scores with intervals, or a score matrix when paradigms are
+    compared), then the paradigms' quality and cost, then the harnesses' where there are
+    several."""
+    if results.empty:
+        return
+    results = arms(results)
+    summary = summarize(results)
+    if results["paradigm"].nunique() > 1:
+        console.print(score_matrix(summary))
+        console.print(paradigm_summary(paradigm_table(results)))
+    else:
+        console.print(results_table(summary))
+    if results.loc[results["harness"] != "none", "harness"].nunique() > 1:
+        console.print(harness_summary(harness_effect(results, steps), harness_flips(results)))
+
+
+def write_report_of(run_dirs: list[Path], html: Path | None) -> None:
+    info = write_report(run_dirs, html)
+    console.print(
+        escape(
+            f"report: {info.path} ({info.samples} samples, {info.bytes / 1e6:.1f} MB, "
+            f"{info.seconds:.1f} s); open it in a browser"
+        ),
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
+@app.command()
+def report(
+    run_dirs: list[Path] = typer.Argument(
+        ..., help="A run directory, or two to compare side by side."
+    ),
+    html: Path | None = typer.Option(
+        None, help="Where to write the page (default: FIRST_RUN_DIR/report.html)."
+    ),
+) -> None:
+    """Write the self-contained HTML report of a run (or compare two) and print the summary."""
+    with user_errors():
+        if len(run_dirs) > 2:
+            raise ConfigError("report takes one run directory, or two to compare")
+        for run_dir in run_dirs:
+            frame = load(run_dir)
+            if frame.empty:
+                raise ConfigError(f"{run_dir}: the run holds no results yet")
+            console.print(escape(f"{run_dir}:"), soft_wrap=True)
+            print_summary(frame, load_steps(run_dir))
+        write_report_of(run_dirs, html)
+
+
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    format: str = typer.Option("parquet", "--format", "-f", help="parquet, csv or jsonl."),
+    out: Path | None = typer.Option(None, help="Folder for the files (default: RUN_DIR/export)."),
+) -> None:
+    """Write the run's results and steps tables as parquet, CSV or JSON Lines files."""
+    with user_errors():
+        if format not in EXPORT_FORMATS:
+            raise ConfigError(f"unknown format {format!r}; available: {', '.join(EXPORT_FORMATS)}")
+        folder = out or run_dir / "export"
+        tables = {"results": load(run_dir), "steps": load_steps(run_dir)}
+        for name, frame in tables.items():
+            path = folder / f"{name}.{format}"
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                export_table(frame, path, format)
+            except OSError as err:
+                raise ConfigError(f"{path}: cannot write it ({err.strerror or err})") from err
+            say(f"{path}: {len(frame)} rows")
+
+
+# --- trace ----------------------------------------------------------------------------------
+
+
+def _clip(text: str | None, limit: int = 600) -> str:
+    """Shortened and markup-escaped: model output may hold anything, brackets included."""
+    return escape(clip(text, limit))
+
+
+@app.command()
+def trace(
+    run_dir: Path,
+    sample_id: str,
+    paradigm: str | None = typer.Option(None, help="Only this paradigm."),
+    model: str | None = typer.Option(None, help="Only this model."),
+    harness: str | None = typer.Option(None, help="Only this harness (strict, repair, ...)."),
+    full: bool = typer.Option(False, help="Show whole prompts and replies."),
+) -> None:
+    """One sample's steps, readably: each model call with its agent, tool and observation."""
+    with user_errors():
+        store = Store.open(run_dir)
+        try:
+            results = [
+                r
+                for r in store.results()
+                if r.sample_id == sample_id
+                and paradigm in (None, r.paradigm)
+                and model in (None, r.model)
+                and harness in (None, r.harness)
+            ]
+            if not results:
+                raise ConfigError(f"no sample {sample_id!r} in {run_dir}")
+            limit = 100_000 if full else 600
+            for r in results:
+                console.rule(
+                    escape(f"{r.model} / {r.paradigm} / {r.harness} / {r.dataset} / {sample_id}")
+                )
+                agent = f" (agent: {r.agent_outcome})" if r.agent_outcome else ""
+                console.print(
+                    f"outcome [bold]{r.outcome}[/]{agent}, score {r.score:.2f}, "
+                    f"answer {r.final_answer!r}, gold {r.gold!r}, "
+                    f"{r.total_tokens} tokens, {r.latency_s:.2f} s",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+                for s in store.steps(r.cell_key):
+                    tokens = (
+                        f"{s.prompt_tokens}+{s.completion_tokens} tokens"
+                        if s.prompt_tokens is not None
+                        else "no reply"
+                    )
+                    repair = " (repair)" if s.repair else ""
+                    console.print(
+                        f"[cyan]{s.agent} turn {s.turn}{repair}[/] {tokens}"
+                        + (f", {s.latency_s:.2f} s" if s.latency_s else ""),
+                        highlight=False,
+                    )
+                    if full:
+                        for m in json.loads(s.messages):
+                            console.print(
+                                f"  [dim]{m['role']}:[/] {_clip(m['content'], limit)}",
+                                markup=True,
+                                highlight=False,
+                            )
+                    console.print(f"  [green]reply:[/] {_clip(s.output, limit)}", highlight=False)
+                    if s.tool:
+                        console.print(
+                            f"  [yellow]tool {s.tool}[/] {s.tool_input} -> "
+                            f"{_clip(s.observation, limit)}",
+                            highlight=False,
+                        )
+                    if s.error:
+                        console.print(f"  [red]error:[/] {_clip(s.error)}", highlight=False)
+        finally:
+            store.close()

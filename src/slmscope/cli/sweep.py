@@ -1,0 +1,280 @@
+"""`slmscope run` and `quickstart`: a spec from the options, `runs.sweep`, its events rendered."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from slmscope.cli.app import PullReport, app, err_console, pull_progress, say, user_errors
+from slmscope.cli.results import print_summary, write_report_of
+from slmscope.metering.energy import DEFAULT_CORE_W, DEFAULT_IDLE_W
+from slmscope.models import GenerationConfig
+from slmscope.models.catalog import DEFAULT_MODEL
+from slmscope.paradigms import HARNESSES, PARADIGM_NAMES
+from slmscope.runs.events import (
+    BadRowsSkipped,
+    Event,
+    PullProgress,
+    RunsAbandoned,
+    SampleDone,
+    SweepInterrupted,
+    SweepStarted,
+    ToolLeftOut,
+)
+from slmscope.runs.spec import RunSpec
+from slmscope.runs.sweep import SweepSummary, sweep
+
+
+class SweepView:
+    """Renders a sweep's events on stderr: a live bar on a terminal, a plain line about every
+    5% of the samples otherwise (logs, pipes, CI)."""
+
+    def __init__(self) -> None:
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("score {task.fields[score]:.2f}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+        )
+        self.task: TaskID | None = None
+        self.score = 0.0
+        self.started = time.monotonic()
+        self.pulls: dict[str, tuple[Progress, PullReport]] = {}
+
+    def __call__(self, event: Event) -> None:
+        match event:
+            case PullProgress(model=model, phase="start", total=total):
+                size = f" ({total / 1e6:,.0f} MB)" if total else ""
+                say(f"pulling {model}{size}", err=True)
+                progress, report = pull_progress()
+                progress.start()
+                self.pulls[model] = (progress, report)
+            case PullProgress(model=model, phase=phase, advance=advance, total=total):
+                self.pulls[model][1](phase, advance, total)
+            case BadRowsSkipped(rows=rows, out=out):
+                for bad in rows[:5]:
+                    say(
+                        f"skipped {bad.source}:{bad.line}: field {bad.field!r}: {bad.message}",
+                        err=True,
+                    )
+                say(
+                    f"{len(rows)} bad row(s) skipped; all are listed in "
+                    f"{out / 'results.sqlite'}, table bad_rows",
+                    err=True,
+                )
+            case ToolLeftOut(tool=tool, why=why):
+                say(f"the agents run without the {tool} tool: {why}", err=True)
+            case RunsAbandoned(count=count):
+                say(f"{count} earlier run(s) here were killed mid-way; marked abandoned", err=True)
+            case SweepStarted(planned=planned, skipped=skipped, out=out):
+                self._stop_pulls()
+                if skipped:
+                    say(f"resuming: {skipped} of {planned} samples already in {out}", err=True)
+                self.bar.start()
+                self.task = self.bar.add_task(
+                    "running", total=planned - skipped, score=0.0, visible=planned > skipped
+                )
+            case SampleDone(result=r, done=done, todo=todo):
+                self.score += r.score
+                where = f"{r.model} {r.paradigm} {r.dataset}"
+                assert self.task is not None
+                self.bar.update(self.task, advance=1, score=self.score / done, description=where)
+                if not err_console.is_terminal and (done % max(1, todo // 20) == 0 or done == todo):
+                    say(
+                        f"[{done}/{todo}] {where}  mean score {self.score / done:.2f}  "
+                        f"{time.monotonic() - self.started:.0f} s",
+                        err=True,
+                    )
+            case SweepInterrupted(done=done, out=out):
+                self.close()
+                say(
+                    f"interrupted: {done} samples of this run are saved in {out}; run the same "
+                    "command again to resume.",
+                    err=True,
+                )
+
+    def _stop_pulls(self) -> None:
+        for progress, _ in self.pulls.values():
+            progress.stop()
+        self.pulls.clear()
+
+    def close(self) -> None:
+        self._stop_pulls()
+        self.bar.stop()
+
+
+def run_and_show(spec: RunSpec, out: Path) -> SweepSummary:
+    """The sweep with its progress shown, then the summary tables and the report."""
+    view = SweepView()
+    try:
+        summary = sweep(spec, out, view)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    finally:
+        view.close()
+    print_summary(summary.results(), summary.steps())
+    write_report_of([out], None)
+    return summary
+
+
+def _default_out(name: str) -> Path:
+    return Path("runs") / name
+
+
+@app.command()
+def run(
+    model: list[str] = typer.Option(
+        ...,
+        "--model",
+        "-m",
+        help="Catalog id, .gguf path, "
+        "hf:OWNER/REPO/FILE.gguf, or a served model's name with "
+        "--base-url. Repeatable.",
+    ),
+    paradigm: list[str] = typer.Option(
+        ["base"],
+        "--paradigm",
+        "-p",
+        help=f"One of {', '.join(PARADIGM_NAMES)}. Repeatable: all run on the same samples.",
+    ),
+    harness: list[str] = typer.Option(
+        ["repair"],
+        "--harness",
+        help=f"How agents' turns are held to the protocol: {', '.join(HARNESSES)}. Repeatable: "
+        "all run on the same samples ('strict' is the reference study's).",
+    ),
+    roster: Path | None = typer.Option(
+        None, help="YAML roster of specialists for the multi paradigm (name, role, tools)."
+    ),
+    tasks: list[str] = typer.Option(
+        ["builtin"],
+        "--tasks",
+        "-t",
+        help="'builtin', builtin:NAME, finben:NAME, a .yaml task config, or a task file "
+        "(.jsonl/.json/.csv/.parquet). Repeatable. See `slmscope tasks list`.",
+    ),
+    data: Path | None = typer.Option(
+        None,
+        help="Folder of local dataset files: finben:NAME reads DATA/NAME.jsonl "
+        "(otherwise the dataset hub).",
+    ),
+    skip_bad_rows: bool = typer.Option(
+        False, help="Leave out unusable rows (recorded in table bad_rows) instead of stopping."
+    ),
+    limit: int | None = typer.Option(None, min=1, help="At most this many samples per dataset."),
+    seed: int = typer.Option(0, help="Seed for sampling and generation."),
+    out: Path | None = typer.Option(
+        None, help="Run directory (default runs/<timestamp>). An existing one is resumed."
+    ),
+    max_tokens: int = typer.Option(256, help="New tokens per model call."),
+    temperature: float = typer.Option(0.0),
+    top_p: float = typer.Option(0.9),
+    n_ctx: int = typer.Option(4096, help="Context window for the embedded backend."),
+    threads: int | None = typer.Option(None, help="CPU threads (default: all cores)."),
+    base_url: str | None = typer.Option(
+        None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1"
+    ),
+    tool_mode: str = typer.Option(
+        "tags",
+        help="How agents call tools: 'tags' (the study's <action> protocol, any backend) or "
+        "'native' (OpenAI tools=, served models whose server supports it).",
+    ),
+    stream: bool = typer.Option(True, help="Stream served replies (measures time to first token)."),
+    energy: str = typer.Option(
+        "auto",
+        help="Energy meter: auto (RAPL, else the estimate, for embedded models; NVML, else "
+        "RAPL, for a server on this machine), nvml, rapl, estimate, off.",
+    ),
+    core_watts: float = typer.Option(
+        DEFAULT_CORE_W, min=0, help="The estimate's power per busy CPU core, in W."
+    ),
+    idle_watts: float = typer.Option(
+        DEFAULT_IDLE_W, min=0, help="The estimate's idle power attributed to the run, in W."
+    ),
+) -> None:
+    """Run models x paradigms x task sets; every sample is stored as it finishes."""
+    spec = RunSpec(
+        models=tuple(model),
+        paradigms=tuple(paradigm),
+        tasks=tuple(tasks),
+        limit=limit,
+        seed=seed,
+        gen=GenerationConfig(
+            max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed
+        ),
+        n_ctx=n_ctx,
+        n_threads=threads or os.cpu_count(),
+        base_url=base_url,
+        data_dir=str(data) if data else None,
+        skip_bad_rows=skip_bad_rows,
+        roster=str(roster) if roster else None,
+        tool_mode=tool_mode,
+        harnesses=tuple(dict.fromkeys(harness)),
+        stream=stream,
+        energy=energy,
+        core_w=core_watts,
+        idle_w=idle_watts,
+    )
+    target = out or _default_out(time.strftime("%Y%m%d-%H%M%S"))
+    with user_errors():
+        run_and_show(spec, target)
+    say(f"results: {target / 'results.sqlite'}")
+
+
+QUICKSTART_PARADIGMS = ("base", "single", "multi", "single+fallback")
+
+
+@app.command()
+def quickstart(
+    model: str = typer.Option(DEFAULT_MODEL, help="The model to try."),
+    out: Path = typer.Option(
+        _default_out("quickstart"), help="Run directory (resumed if present)."
+    ),
+    paradigm: list[str] = typer.Option(
+        list(QUICKSTART_PARADIGMS), "--paradigm", "-p", help="Paradigms to compare. Repeatable."
+    ),
+    harness: list[str] = typer.Option(
+        ["constrained"],
+        "--harness",
+        help="Agent harnesses (repeatable). The default is the one that measured best on the "
+        "embedded model: every turn well-formed, the fewest tokens (see README).",
+    ),
+    limit: int = typer.Option(
+        3,
+        min=1,
+        help="Samples per built-in dataset (8 datasets; the whole suite is 20 each). The "
+        "same command with a larger limit adds samples to the same run directory.",
+    ),
+) -> None:
+    """The main job: pull the default model if missing, run the built-in suite under every
+    paradigm on the same samples, print the table."""
+    start = time.perf_counter()
+    spec = RunSpec(
+        models=(model,),
+        paradigms=tuple(paradigm),
+        tasks=("builtin",),
+        limit=limit,
+        n_threads=os.cpu_count(),
+        harnesses=tuple(dict.fromkeys(harness)),
+    )
+    with user_errors():
+        run_and_show(spec, out)
+    say(
+        f"results: {out / 'results.sqlite'} (tables runs, results, steps; see README) in "
+        f"{time.perf_counter() - start:.1f} s"
+    )

@@ -1,0 +1,207 @@
+"""A sweep as one library call: `sweep(spec, out)` checks the spec, loads the tasks, pulls
+missing weights, runs every cell not yet in the store and returns a `SweepSummary`. The
+command line, the benchmarks and notebooks all call it; what happens on the way comes to
+`on_event` as typed events (the command line renders them as progress).
+
+    from slmscope.runs import RunSpec, sweep
+    summary = sweep(RunSpec(models=("smollm2-135m-instruct",), paradigms=("base",),
+                            tasks=("builtin",), limit=3), "runs/try")
+    summary.results()  # a DataFrame of this sweep's samples
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from slmscope.models import Backend, ModelCard, resolve
+from slmscope.models.base import BackendError
+from slmscope.models.catalog import ServedSource
+from slmscope.models.pull import pull
+from slmscope.paradigms import get_paradigm
+from slmscope.paradigms.multi_agent import load_roster
+from slmscope.runs.events import (
+    BadRowsSkipped,
+    Event,
+    PullProgress,
+    RunsAbandoned,
+    SampleDone,
+    SweepInterrupted,
+    SweepStarted,
+    ToolLeftOut,
+)
+from slmscope.runs.executor import (
+    RunTotals,
+    check_tool_mode,
+    execute,
+    harness_of,
+    now,
+    tool_mode_of,
+)
+from slmscope.runs.records import RESULT_COLUMNS, STEP_COLUMNS, Result
+from slmscope.runs.spec import RunSpec, plan
+from slmscope.runs.store import Store
+from slmscope.tasks import BadRow, load_tasks
+from slmscope.tasks.record import Task
+from slmscope.tools.isolation import availability
+
+OnEvent = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    """What a sweep did. `keys` are its cells: the store may hold other runs' samples too."""
+
+    run_id: str
+    out: Path
+    planned: int
+    skipped: int  # already in the store when it started (resumed)
+    done: int
+    keys: frozenset[str]
+
+    def results(self) -> pd.DataFrame:
+        """This sweep's samples (results table rows), one per cell done so far."""
+        return self._frame("results")
+
+    def steps(self) -> pd.DataFrame:
+        return self._frame("steps")
+
+    def _frame(self, table: str) -> pd.DataFrame:
+        store = Store.open(self.out)
+        try:
+            if table == "results":
+                rows = [dataclasses.asdict(r) for r in store.results() if r.cell_key in self.keys]
+                return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+            rows = [dataclasses.asdict(s) for s in store.steps() if s.cell_key in self.keys]
+            return pd.DataFrame(rows, columns=list(STEP_COLUMNS))
+        finally:
+            store.close()
+
+
+def check_spec(spec: RunSpec) -> None:
+    """Every name in the spec known, before any model loads (ConfigError otherwise)."""
+    tool_mode_of(spec)
+    for name in spec.harnesses:
+        harness_of(name)
+    for name in spec.paradigms:
+        get_paradigm(name)
+    if spec.roster is not None:
+        load_roster(Path(spec.roster))
+
+
+def load_all(spec: RunSpec) -> tuple[list[Task], list[BadRow]]:
+    data_dir = Path(spec.data_dir) if spec.data_dir else None
+    tasks: list[Task] = []
+    bad_rows: list[BadRow] = []
+    for ref in spec.tasks:
+        loaded = load_tasks(
+            ref,
+            data_dir=data_dir,
+            skip_bad_rows=spec.skip_bad_rows,
+            limit=spec.limit,
+            seed=spec.seed,
+        )
+        tasks.extend(loaded.tasks)
+        bad_rows.extend(loaded.bad_rows)
+    return tasks, bad_rows
+
+
+def ensure_pulled(card: ModelCard, emit: OnEvent) -> None:
+    """The card's weights, pulled if they are not here yet (progress as events)."""
+    if isinstance(card.source, ServedSource) or card.is_installed():
+        return
+
+    def progress(phase: str, done: int, total: int | None) -> None:
+        emit(PullProgress(card.id, phase, done, total))
+
+    emit(PullProgress(card.id, "start", 0, card.size_bytes))
+    pull(card, progress=progress)
+
+
+async def sweep_async(
+    spec: RunSpec,
+    out: str | Path,
+    on_event: OnEvent | None = None,
+    *,
+    backends: dict[str, Backend] | None = None,
+) -> SweepSummary:
+    """`sweep`, for callers already inside an event loop."""
+    emit: OnEvent = on_event or (lambda _event: None)
+    out = Path(out)
+    check_spec(spec)
+    cards = {m: resolve(m, base_url=spec.base_url) for m in spec.models}
+    check_tool_mode(spec, cards)
+    tasks, bad_rows = load_all(spec)
+    if bad_rows:
+        emit(BadRowsSkipped(tuple(bad_rows), out))
+    sandboxed, why = availability()
+    if not sandboxed and set(spec.paradigms) - {"base"}:
+        emit(ToolLeftOut("python", why))
+    store = Store(out)  # a run directory that cannot be used is refused before any pull
+    totals: list[RunTotals] = []
+    try:
+        for card in cards.values():
+            if backends is None or card.id not in backends:
+                ensure_pulled(card, emit)
+        abandoned = store.abandon_runs(now())
+        if abandoned:
+            emit(RunsAbandoned(abandoned, out))
+
+        def on_start(t: RunTotals) -> None:
+            totals.append(t)
+            emit(SweepStarted(t.run_id, out, t.planned, t.skipped))
+
+        def on_sample(result: Result) -> None:
+            t = totals[0]
+            emit(SampleDone(result, t.done, t.planned - t.skipped))
+
+        try:
+            await execute(
+                spec,
+                cards,
+                tasks,
+                store,
+                on_start=on_start,
+                on_sample=on_sample,
+                backends=backends,
+                bad_rows=bad_rows,
+            )
+        except BackendError as err:
+            err.add_note(f"{_done(totals)} samples of this run are saved in {out}; run it again")
+            raise
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            emit(SweepInterrupted(_done(totals), out))
+            raise
+    finally:
+        store.close()
+    t = totals[0]
+    keys = frozenset(c.key for c in plan(spec, tasks))
+    return SweepSummary(t.run_id, out, t.planned, t.skipped, t.done, keys)
+
+
+def _done(totals: list[RunTotals]) -> int:
+    return totals[0].done if totals else 0
+
+
+def sweep(
+    spec: RunSpec,
+    out: str | Path,
+    on_event: OnEvent | None = None,
+    *,
+    backends: dict[str, Backend] | None = None,
+) -> SweepSummary:
+    """Run every cell of `spec` not yet stored in `out` (resuming), and say what was done.
+    From inside a running event loop (a notebook), it runs on a worker thread."""
+    call = sweep_async(spec, out, on_event, backends=backends)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(call)
+    with concurrent.futures.ThreadPoolExecutor(1) as worker:
+        return worker.submit(asyncio.run, call).result()

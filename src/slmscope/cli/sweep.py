@@ -16,13 +16,23 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 
-from slmscope.cli.app import PullReport, app, err_console, pull_progress, say, user_errors
+from slmscope.cli.app import (
+    PullReport,
+    app,
+    console,
+    err_console,
+    pull_progress,
+    say,
+    user_errors,
+)
 from slmscope.cli.results import print_summary, write_report_of
 from slmscope.metering.energy import DEFAULT_CORE_W, DEFAULT_IDLE_W
 from slmscope.models import GenerationConfig
 from slmscope.models.catalog import DEFAULT_MODEL
 from slmscope.paradigms import HARNESSES, PARADIGM_NAMES
+from slmscope.runs.estimate import PlanRow, estimate
 from slmscope.runs.events import (
     BadRowsSkipped,
     Event,
@@ -34,7 +44,8 @@ from slmscope.runs.events import (
     ToolLeftOut,
 )
 from slmscope.runs.spec import RunSpec
-from slmscope.runs.sweep import SweepSummary, sweep
+from slmscope.runs.spec_file import load_spec
+from slmscope.runs.sweep import SweepSummary, load_all, sweep
 
 
 class SweepView:
@@ -278,3 +289,49 @@ def quickstart(
         f"results: {out / 'results.sqlite'} (tables runs, results, steps; see README) in "
         f"{time.perf_counter() - start:.1f} s"
     )
+
+
+@app.command("sweep")
+def sweep_command(
+    spec_file: Path = typer.Argument(..., help="A sweep spec (YAML): models, paradigms, tasks..."),
+    out: Path = typer.Option(..., help="Run directory; the same command again resumes it."),
+    plan_only: bool = typer.Option(
+        False, "--plan", help="Print the cells and their estimated cost, run nothing."
+    ),
+) -> None:
+    """Run a sweep spec: every model x paradigm x harness x dataset sample it names (one run
+    per seed), each stored as it finishes."""
+    with user_errors():
+        spec = load_spec(spec_file)
+        if plan_only:
+            for run_spec in spec.runs:
+                tasks, _ = load_all(run_spec)
+                console.print(plan_table(estimate(run_spec, tasks, out), run_spec.seed))
+            return
+        for run_spec in spec.runs:
+            run_and_show(run_spec, out)
+    say(f"results: {out / 'results.sqlite'}")
+
+
+def plan_table(rows: list[PlanRow], seed: int) -> Table:
+    table = Table(title=f"Plan (seed {seed})", caption="estimates from samples already stored")
+    for column in ("model", "paradigm", "harness", "dataset", "cells", "to do", "tokens", "time"):
+        table.add_column(column, justify="right" if column in ("cells", "to do") else "left")
+    for r in rows:
+        table.add_row(
+            r.model,
+            r.paradigm,
+            r.harness,
+            r.dataset,
+            str(r.cells),
+            str(r.todo),
+            f"{r.tokens:,.0f}" if r.tokens is not None else "?",
+            f"{r.seconds / 60:,.1f} min" if r.seconds is not None else f"? ({r.basis})",
+        )
+    known = [r for r in rows if r.seconds is not None]
+    if known:
+        minutes = sum(r.seconds or 0 for r in known) / 60
+        table.caption = (
+            f"about {minutes:,.1f} min for the {sum(r.todo for r in known)} cells estimated"
+        )
+    return table

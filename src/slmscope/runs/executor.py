@@ -249,7 +249,12 @@ async def execute(
     """Run every cell of the spec not yet in the store. `backends` overrides open_backend per model
     (tests pass scripted ones)."""
     # Everything that can be refused is built before the run is recorded.
-    limits = AgentLimits(max_tokens_per_turn=spec.gen.max_tokens, context_window=spec.n_ctx)
+    limits = AgentLimits(
+        max_turns=spec.max_turns,
+        max_tokens_per_turn=spec.gen.max_tokens,
+        token_budget=spec.token_budget,
+        context_window=spec.n_ctx,
+    )
     # One instance per paradigm: agents keep their knowledge index across samples.
     roster = load_roster(Path(spec.roster)) if spec.roster else ()
     meters = {m: meter_for(spec, cards[m]) for m in spec.models}

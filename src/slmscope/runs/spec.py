@@ -35,6 +35,8 @@ class RunSpec:
     energy: str = "auto"  # energy meter: auto, nvml, rapl, estimate, off
     core_w: float = DEFAULT_CORE_W  # the estimate's active power per busy core
     idle_w: float = DEFAULT_IDLE_W  # the estimate's idle power attributed to the run
+    max_turns: int = 5  # the study's agent budget
+    token_budget: int = 16_000  # prompt + completion tokens over all turns of one agent loop
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -48,6 +50,9 @@ class RunSpec:
             "roster": Path(self.roster).read_text() if self.roster else None,
             "base_url": self.base_url,
         }
+        budgets = {"max_turns": self.max_turns, "token_budget": self.token_budget}
+        if budgets != {"max_turns": 5, "token_budget": 16_000}:  # older keys stay as they were
+            settings["budgets"] = budgets
         if self.tool_mode != "tags":  # keeps the keys of tag-protocol runs as they were
             settings["tool_mode"] = self.tool_mode
         if not availability()[0]:  # agents without the python tool are another configuration

@@ -15,8 +15,15 @@ from typer.testing import CliRunner
 from conftest import SMOL, ScriptedBackend
 from slmscope.cli import app
 from slmscope.errors import ConfigError, UserError
+from slmscope.models.base import BackendError, BackendTimeout
 from slmscope.runs import Result, RunSpec, StepRecord, sweep, sweep_async
-from slmscope.runs.events import RunsAbandoned, SampleDone, SweepInterrupted, SweepStarted
+from slmscope.runs.events import (
+    RetryingFailed,
+    RunsAbandoned,
+    SampleDone,
+    SweepInterrupted,
+    SweepStarted,
+)
 from slmscope.runs.records import RESULT_COLUMNS, STEP_COLUMNS
 from slmscope.runs.store import Store
 from slmscope.tasks import TaskFileError, load_tasks
@@ -115,3 +122,18 @@ def test_configuration_mistakes_are_user_errors_that_name_the_place(tmp_path: Pa
         result = CliRunner().invoke(app, ["run", "-m", SMOL, "-t", "builtin:sentiment", *args])
         assert result.exit_code == 2 and says in result.output, result.output
         assert "Traceback" not in result.output
+
+
+def test_retry_failed_runs_again_only_backend_errors_and_timeouts(tmp_path: Path) -> None:
+    flaky = ScriptedBackend(["positive", BackendTimeout("slow"), BackendError("bad gateway")])
+    first = sweep(SPEC, tmp_path / "run", backends={SMOL: flaky})
+    outcomes = list(first.results()["outcome"])
+    assert outcomes == ["ok", "timeout", "backend_error"]
+    plain = sweep(SPEC, tmp_path / "run", backends={SMOL: ScriptedBackend([])})
+    assert plain.done == 0  # resuming alone never re-runs a stored failure
+    events: list[object] = []
+    healed = ScriptedBackend(["negative", "neutral"])
+    again = sweep(SPEC, tmp_path / "run", events.append, backends={SMOL: healed}, retry_failed=True)
+    assert [e.count for e in events if isinstance(e, RetryingFailed)] == [2]
+    assert again.done == 2 and len(healed.calls) == 2
+    assert list(again.results()["outcome"]) == ["ok", "ok", "ok"]

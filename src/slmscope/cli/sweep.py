@@ -37,6 +37,7 @@ from slmscope.runs.events import (
     BadRowsSkipped,
     Event,
     PullProgress,
+    RetryingFailed,
     RunsAbandoned,
     SampleDone,
     SweepInterrupted,
@@ -90,6 +91,10 @@ class SweepView:
                 )
             case ToolLeftOut(tool=tool, why=why):
                 say(f"the agents run without the {tool} tool: {why}", err=True)
+            case RetryingFailed(count=count):
+                say(
+                    f"retrying {count} sample(s) that ended in a backend error or timeout", err=True
+                )
             case RunsAbandoned(count=count):
                 say(f"{count} earlier run(s) here were killed mid-way; marked abandoned", err=True)
             case SweepStarted(planned=planned, skipped=skipped, out=out):
@@ -129,11 +134,11 @@ class SweepView:
         self.bar.stop()
 
 
-def run_and_show(spec: RunSpec, out: Path) -> SweepSummary:
+def run_and_show(spec: RunSpec, out: Path, *, retry_failed: bool = False) -> SweepSummary:
     """The sweep with its progress shown, then the summary tables and the report."""
     view = SweepView()
     try:
-        summary = sweep(spec, out, view)
+        summary = sweep(spec, out, view, retry_failed=retry_failed)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     finally:
@@ -217,6 +222,9 @@ def run(
     idle_watts: float = typer.Option(
         DEFAULT_IDLE_W, min=0, help="The estimate's idle power attributed to the run, in W."
     ),
+    retry_failed: bool = typer.Option(
+        False, help="Run again the samples that ended in a backend error or a timeout."
+    ),
 ) -> None:
     """Run models x paradigms x task sets; every sample is stored as it finishes."""
     spec = RunSpec(
@@ -243,7 +251,7 @@ def run(
     )
     target = out or _default_out(time.strftime("%Y%m%d-%H%M%S"))
     with user_errors():
-        run_and_show(spec, target)
+        run_and_show(spec, target, retry_failed=retry_failed)
     say(f"results: {target / 'results.sqlite'}")
 
 
@@ -298,6 +306,9 @@ def sweep_command(
     plan_only: bool = typer.Option(
         False, "--plan", help="Print the cells and their estimated cost, run nothing."
     ),
+    retry_failed: bool = typer.Option(
+        False, help="Run again the samples that ended in a backend error or a timeout."
+    ),
 ) -> None:
     """Run a sweep spec: every model x paradigm x harness x dataset sample it names (one run
     per seed), each stored as it finishes."""
@@ -309,7 +320,7 @@ def sweep_command(
                 console.print(plan_table(estimate(run_spec, tasks, out), run_spec.seed))
             return
         for run_spec in spec.runs:
-            run_and_show(run_spec, out)
+            run_and_show(run_spec, out, retry_failed=retry_failed)
     say(f"results: {out / 'results.sqlite'}")
 
 

@@ -46,6 +46,13 @@ class RunsAbandoned:
 
 
 @dataclass(frozen=True)
+class RetryingFailed:
+    """Cells that ended in a backend error or a timeout, dropped to run again."""
+
+    count: int
+
+
+@dataclass(frozen=True)
 class SweepStarted:
     run_id: str
     out: Path
@@ -74,6 +81,7 @@ Event = (
     | BadRowsSkipped
     | ToolLeftOut
     | RunsAbandoned
+    | RetryingFailed
     | SweepStarted
     | SampleDone
     | SweepInterrupted

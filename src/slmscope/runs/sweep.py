@@ -30,6 +30,7 @@ from slmscope.runs.events import (
     BadRowsSkipped,
     Event,
     PullProgress,
+    RetryingFailed,
     RunsAbandoned,
     SampleDone,
     SweepInterrupted,
@@ -52,6 +53,7 @@ from slmscope.tasks.record import Task
 from slmscope.tools.isolation import availability
 
 OnEvent = Callable[[Event], None]
+RETRIED = ("backend_error", "timeout")  # outcomes that say nothing of the model: run again
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,7 @@ async def sweep_async(
     on_event: OnEvent | None = None,
     *,
     backends: dict[str, Backend] | None = None,
+    retry_failed: bool = False,
 ) -> SweepSummary:
     """`sweep`, for callers already inside an event loop."""
     emit: OnEvent = on_event or (lambda _event: None)
@@ -152,6 +155,13 @@ async def sweep_async(
         abandoned = store.abandon_runs(now())
         if abandoned:
             emit(RunsAbandoned(abandoned, out))
+        if retry_failed:
+            mine = {c.key for c in plan(spec, tasks)}
+            failed = [
+                r.cell_key for r in store.results() if r.cell_key in mine and r.outcome in RETRIED
+            ]
+            store.forget(failed)
+            emit(RetryingFailed(len(failed)))
 
         def on_start(t: RunTotals) -> None:
             totals.append(t)
@@ -195,10 +205,12 @@ def sweep(
     on_event: OnEvent | None = None,
     *,
     backends: dict[str, Backend] | None = None,
+    retry_failed: bool = False,
 ) -> SweepSummary:
-    """Run every cell of `spec` not yet stored in `out` (resuming), and say what was done.
-    From inside a running event loop (a notebook), it runs on a worker thread."""
-    call = sweep_async(spec, out, on_event, backends=backends)
+    """Run every cell of `spec` not yet stored in `out` (resuming), and say what was done;
+    `retry_failed` first drops the cells that ended in a backend error or a timeout, so they
+    run again. From inside a running event loop (a notebook), it runs on a worker thread."""
+    call = sweep_async(spec, out, on_event, backends=backends, retry_failed=retry_failed)
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -15,7 +15,14 @@ import httpx
 import pytest
 
 from slmscope.metering.usage import Timings, Usage
-from slmscope.models.base import BackendError, Completion, GenerationConfig, Message, ToolCall
+from slmscope.models.base import (
+    BackendError,
+    BackendInfo,
+    Completion,
+    GenerationConfig,
+    Message,
+    ToolCall,
+)
 from slmscope.models.catalog import CATALOG
 from slmscope.models.pull import pull
 
@@ -108,6 +115,9 @@ class ScriptedBackend:
         self.calls: list[list[Message]] = []
         self.gens: list[GenerationConfig] = []
         self.options: list[dict[str, Any]] = []  # stop, tools and constraint of each call
+
+    async def describe(self) -> BackendInfo:
+        return BackendInfo("scripted", True, True, {"script": self.name})
 
     async def chat(self, messages: Sequence[Message], gen: GenerationConfig) -> Completion:
         self.calls.append([m.copy() for m in messages])

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SMOL
 from slmscope.models.base import ContextOverflow, GenerationConfig, Message
+from slmscope.models.catalog import CATALOG
 from slmscope.models.llamacpp import GGUF_FILE_TYPES, LlamaCppBackend, kv_cache_bytes
 
 SYSTEM = (
@@ -103,3 +105,11 @@ def test_memory_record_of_the_real_model(smol_path: Path) -> None:
     assert record["gguf_quantization"] in GGUF_FILE_TYPES.values()
     # SmolLM2-135M: 30 layers, 3 KV heads of 64 dims: 2048 x 30 x 3 x 128 x 2 bytes = 45 MiB
     assert record["kv_cache_mb"] == 45.0
+
+
+def test_the_embedded_backend_describes_itself(smol_path: Path) -> None:
+    info = asyncio.run(LlamaCppBackend(smol_path, n_ctx=2048).describe())
+    assert (info.kind, info.in_process, info.same_machine) == ("llamacpp", True, True)
+    assert info.identity["sha256"] == CATALOG[SMOL].sha256  # the verified file, by content
+    assert len(info.identity["chat_template_sha256"]) == 64
+    assert info.memory["kv_cache_mb"] == 45.0

@@ -85,3 +85,10 @@ def test_dead_server_is_unavailable_after_bounded_retries() -> None:
     assert f"127.0.0.1:{port}" in str(info.value)
     assert "after 3 attempts" in info.value.__notes__[0]
     assert 0.5 < elapsed < 5.0  # two backoff sleeps (0.2 + 0.4 s), then it gives up
+
+
+def test_a_server_describes_itself(llama_server: str) -> None:
+    info = asyncio.run(OpenAIBackend(llama_server, SMOL).describe())
+    assert (info.kind, info.in_process, info.same_machine) == ("openai", False, True)
+    assert info.identity["model"] == SMOL and info.identity["base_url"] == llama_server
+    assert info.identity["server"]  # what the server says of itself (its /v1/models at least)

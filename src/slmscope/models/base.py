@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NotRequired, Protocol, TypedDict, runtime_checkable
 
@@ -91,6 +91,18 @@ class GenerationConfig:
         }
 
 
+@dataclass(frozen=True)
+class BackendInfo:
+    """What a backend says of itself: the run record, the energy meter and the response cache
+    read it, so that no caller needs to know the concrete backend."""
+
+    kind: str  # "llamacpp", "openai", ...
+    in_process: bool  # its work is this process's CPU time
+    same_machine: bool  # its work is visible to this machine's energy counters
+    identity: Mapping[str, Any]  # what makes its answers its own: file hash, server, versions
+    memory: Mapping[str, Any] = field(default_factory=dict)
+
+
 @runtime_checkable
 class Backend(Protocol):
     """Anything that answers chat messages. `name` identifies the backend and model in records."""
@@ -102,7 +114,18 @@ class Backend(Protocol):
         ToolsUnsupported); `gen.constraint` for constrained decoding (ConstraintUnsupported)."""
         ...
 
+    async def describe(self) -> BackendInfo:
+        """Identity, locality and memory (may load the model)."""
+        ...
+
     async def aclose(self) -> None: ...
+
+
+NATIVE_TOOLS_HINT = (
+    "the embedded llama.cpp backend has no native tool calling; use --tool-mode tags, or serve "
+    "the model with tool support (llama-server --jinja, vLLM --enable-auto-tool-choice) and "
+    "pass --base-url"
+)
 
 
 class BackendError(UserError):

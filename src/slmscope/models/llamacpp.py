@@ -14,16 +14,20 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import hashlib
 import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from slmscope.metering.usage import Timings, Usage
 from slmscope.models.base import (
+    NATIVE_TOOLS_HINT,
     BackendError,
+    BackendInfo,
     BackendUnavailable,
     BadResponse,
     Completion,
@@ -33,12 +37,16 @@ from slmscope.models.base import (
     ToolsUnsupported,
 )
 from slmscope.models.grammar import GrammarError, LazyGrammar
+from slmscope.models.pull import file_sha256
 
-NATIVE_TOOLS_HINT = (
-    "the embedded llama.cpp backend has no native tool calling; use --tool-mode tags, or serve "
-    "the model with tool support (llama-server --jinja, vLLM --enable-auto-tool-choice) and "
-    "pass --base-url"
-)
+
+def llama_cpp_version() -> str:
+    try:
+        return metadata.version("llama-cpp-python")
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
 _LOADED: dict[str, Any] = {}  # "path|n_ctx|n_threads" -> Llama; at most one entry
 _LOAD_LOCK = threading.RLock()
 _WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slmscope-llamacpp")
@@ -157,6 +165,22 @@ class LlamaCppBackend:
             record["kv_cache_mb"] = round(kv / 2**20, 1)
             record["kv_cache_source"] = "computed from GGUF metadata (f16 K/V)"
         return record
+
+    async def describe(self) -> BackendInfo:
+        """The file (its SHA-256, remembered once computed), its chat template, the binding's
+        version; memory as `memory_record`. Loads the model if need be."""
+        memory = await self.memory_record()
+        llm = await asyncio.get_running_loop().run_in_executor(_WORKER, self._llm)
+        template = dict(llm.metadata).get("tokenizer.chat_template", "")
+        identity = {
+            "file": str(self.path),
+            "size_bytes": self.path.stat().st_size,
+            "sha256": file_sha256(self.path),
+            "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest(),
+            "llama_cpp_python": llama_cpp_version(),
+            "n_ctx": self.n_ctx,
+        }
+        return BackendInfo("llamacpp", True, True, identity, memory)
 
     async def chat(self, messages: Sequence[Message], gen: GenerationConfig) -> Completion:
         if gen.tools:

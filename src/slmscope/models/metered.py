@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from slmscope.metering.energy import EnergyMeter
-from slmscope.models.base import Backend, Completion, GenerationConfig, Message
+from slmscope.models.base import Backend, BackendInfo, Completion, GenerationConfig, Message
 
 
 class MeteredBackend:
@@ -21,6 +21,9 @@ class MeteredBackend:
         mark = self.meter.start()
         reply = await self.inner.chat(messages, gen)
         return dataclasses.replace(reply, energy=self.meter.stop(mark))
+
+    async def describe(self) -> BackendInfo:
+        return await self.inner.describe()
 
     async def aclose(self) -> None:
         await self.inner.aclose()

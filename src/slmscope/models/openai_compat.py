@@ -23,6 +23,7 @@ import httpx
 from slmscope.metering.usage import Timings, Usage, estimate_tokens
 from slmscope.models.base import (
     BackendError,
+    BackendInfo,
     BackendTimeout,
     BackendUnavailable,
     BadResponse,
@@ -125,6 +126,15 @@ class OpenAIBackend:
             except (httpx.HTTPError, ValueError, AttributeError):
                 continue
         return {k: v for k, v in info.items() if len(json.dumps(v, default=str)) < 2000}
+
+    async def describe(self) -> BackendInfo:
+        """The server as it describes itself, the model name it serves, its locality."""
+        identity = {
+            "base_url": self.base_url,
+            "model": self.model,
+            "server": await self.server_info(),
+        }
+        return BackendInfo("openai", False, same_machine(self.base_url), identity)
 
     async def chat(self, messages: Sequence[Message], gen: GenerationConfig) -> Completion:
         body: dict[str, Any] = {

@@ -32,11 +32,14 @@ from slmscope.metering.energy import (
 from slmscope.metering.machine import fingerprint
 from slmscope.metering.memory import peak_rss_mb
 from slmscope.models import Backend, ModelCard, ServedSource, open_backend
-from slmscope.models.base import Constraint, GenerationConfig, ToolsUnsupported
-from slmscope.models.llamacpp import NATIVE_TOOLS_HINT, LlamaCppBackend
+from slmscope.models.base import (
+    NATIVE_TOOLS_HINT,
+    BackendInfo,
+    Constraint,
+    GenerationConfig,
+    ToolsUnsupported,
+)
 from slmscope.models.metered import MeteredBackend
-from slmscope.models.openai_compat import OpenAIBackend, same_machine
-from slmscope.models.pull import file_sha256
 from slmscope.paradigms import (
     HARNESSES,
     TOOL_MODES,
@@ -73,17 +76,13 @@ def versions() -> dict[str, str]:
     return found
 
 
-def meter_for(spec: RunSpec, card: ModelCard) -> EnergyMeter:
+def meter_for(spec: RunSpec, info: BackendInfo) -> EnergyMeter:
     """The energy meter for a model's calls: counters where they can see the work, else the
-    estimate for the embedded backend, else none (a server on another machine)."""
-    if isinstance(card.source, ServedSource):
-        in_process, local = False, same_machine(card.source.base_url)
-    else:
-        in_process, local = True, True
+    estimate for an in-process backend, else none (a server on another machine)."""
     return open_meter(
         spec.energy,
-        in_process=in_process,
-        same_machine=local,
+        in_process=info.in_process,
+        same_machine=info.same_machine,
         core_w=spec.core_w,
         idle_w=spec.idle_w,
     )
@@ -98,27 +97,18 @@ def memory_after(meter: EnergyMeter) -> dict[str, Any]:
     return found
 
 
-async def model_record(card: ModelCard, backend: Backend, meter: EnergyMeter) -> dict[str, Any]:
-    """What identifies the model in the run record: backend, file hash, quantization, source,
-    server version, memory, and the energy meter used."""
-    record: dict[str, Any] = {
-        "backend": backend.name,
+def model_record(card: ModelCard, info: BackendInfo, meter: EnergyMeter) -> dict[str, Any]:
+    """What identifies the model in the run record: the catalog's card, what the backend says
+    of itself (file hash or server, versions, memory), and the energy meter used."""
+    return {
+        "backend": info.kind,
         "quantization": card.quantization,
         "source": card.source.kind,
         "params_b": card.params_b,
         "energy": meter.describe(),
+        **info.identity,
+        **info.memory,
     }
-    if isinstance(backend, LlamaCppBackend):
-        record.update(await backend.memory_record())
-    elif isinstance(backend, OpenAIBackend):
-        record["server"] = await backend.server_info()
-    if isinstance(card.source, ServedSource):
-        record["base_url"] = card.source.base_url
-    elif card.local_path is not None and card.local_path.is_file():
-        record["file"] = str(card.local_path)
-        record["size_bytes"] = card.local_path.stat().st_size
-        record["sha256"] = card.sha256 or file_sha256(card.local_path)
-    return record
 
 
 @dataclass
@@ -257,7 +247,6 @@ async def execute(
     )
     # One instance per paradigm: agents keep their knowledge index across samples.
     roster = load_roster(Path(spec.roster)) if spec.roster else ()
-    meters = {m: meter_for(spec, cards[m]) for m in spec.models}
     paradigms: dict[tuple[str, str], Paradigm] = {
         (name, harness): get_paradigm(
             name, limits=limits, roster=roster, mode=tool_mode_of(spec), harness=harness_of(harness)
@@ -298,8 +287,10 @@ async def execute(
             backend = (backends or {}).get(model_id) or open_backend(
                 card, n_ctx=spec.n_ctx, n_threads=spec.n_threads, stream=spec.stream
             )
-            models[model_id] = await model_record(card, backend, meters[model_id])
-            backend = MeteredBackend(backend, meters[model_id])
+            info = await backend.describe()
+            meter = meter_for(spec, info)
+            models[model_id] = model_record(card, info, meter)
+            backend = MeteredBackend(backend, meter)
             store.update_run_models(run_id, models)
             try:
                 for cell in mine:
@@ -313,7 +304,7 @@ async def execute(
                         on_sample(row)
             finally:
                 await backend.aclose()
-                models[model_id].update(memory_after(meters[model_id]))
+                models[model_id].update(memory_after(meter))
                 store.update_run_models(run_id, models)
         status = "complete"
     except BaseException as err:

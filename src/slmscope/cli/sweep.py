@@ -211,6 +211,9 @@ def run(
         "'native' (OpenAI tools=, served models whose server supports it).",
     ),
     stream: bool = typer.Option(True, help="Stream served replies (measures time to first token)."),
+    concurrency: int = typer.Option(
+        1, min=1, help="Requests in flight to a served model (its server's slots)."
+    ),
     energy: str = typer.Option(
         "auto",
         help="Energy meter: auto (RAPL, else the estimate, for embedded models; NVML, else "
@@ -245,6 +248,7 @@ def run(
         tool_mode=tool_mode,
         harnesses=tuple(dict.fromkeys(harness)),
         stream=stream,
+        concurrency=concurrency,
         energy=energy,
         core_w=core_watts,
         idle_w=idle_watts,

@@ -40,6 +40,7 @@ class EnergyReading:
     joules: float | None
     method: EnergyMethod
     parts: dict[str, float] = field(default_factory=dict)
+    shared: int = 1  # the most calls in flight at once during the span (its energy is split)
 
     @staticmethod
     def total(readings: Iterable[EnergyReading]) -> EnergyReading:
@@ -55,7 +56,14 @@ class EnergyReading:
         for r in readings:
             for name, joules in r.parts.items():
                 parts[name] = parts.get(name, 0.0) + joules
-        return EnergyReading(sum(r.joules or 0.0 for r in readings), method, parts)
+        shared = max(r.shared for r in readings)
+        return EnergyReading(sum(r.joules or 0.0 for r in readings), method, parts, shared)
+
+    def divided(self, n: int) -> EnergyReading:
+        """An equal share of this span among the `n` calls that were in flight during it."""
+        joules = None if self.joules is None else self.joules / n
+        parts = {name: j / n for name, j in self.parts.items()}
+        return EnergyReading(joules, self.method, parts, n)
 
 
 UNAVAILABLE = EnergyReading(joules=None, method="unavailable")

@@ -36,6 +36,7 @@ class Timings:
     latency_s: float
     ttft_s: float | None
     decode_tps: float | None
+    queue_s: float = 0.0  # waited for a free slot before the call was sent (not in latency_s)
 
     @staticmethod
     def measure(

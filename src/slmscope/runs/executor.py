@@ -13,7 +13,7 @@ import json
 import platform
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -39,6 +39,7 @@ from slmscope.models.base import (
     GenerationConfig,
     ToolsUnsupported,
 )
+from slmscope.models.limited import LimitedBackend
 from slmscope.models.metered import MeteredBackend
 from slmscope.paradigms import (
     HARNESSES,
@@ -119,14 +120,16 @@ class RunTotals:
     done: int = 0
 
 
-def result_of(run_id: str, cell: Cell, trace: Trace, latency_s: float) -> Result:
-    """The sample's Result: its score joined with the summed cost of its steps."""
+def result_of(run_id: str, cell: Cell, trace: Trace, wall_s: float) -> Result:
+    """The sample's Result: its score joined with the summed cost of its steps. Its latency is
+    its wall time less the time its calls waited for a free slot (`queue_s`)."""
     task = cell.task
     calls = [s.usage for s in trace.steps if s.usage is not None]
     prompt = sum(u.prompt_tokens for u in calls)
     completion = sum(u.completion_tokens for u in calls)
     readings = [s.energy for s in trace.steps if s.energy is not None]
     energy = EnergyReading.total(readings) if readings else UNAVAILABLE
+    queued = sum(s.timings.queue_s for s in trace.steps if s.timings)
     return Result(
         run_id=run_id,
         cell_key=cell.key,
@@ -146,7 +149,9 @@ def result_of(run_id: str, cell: Cell, trace: Trace, latency_s: float) -> Result
         cached_tokens=sum(u.cached_tokens for u in calls),
         total_tokens=prompt + completion,
         n_calls=len(trace.steps),
-        latency_s=latency_s,
+        latency_s=max(0.0, wall_s - queued),
+        queue_s=queued,
+        energy_shared=energy.shared,
         ttft_s=next((s.timings.ttft_s for s in trace.steps if s.timings), None),
         energy_j=energy.joules,
         energy_method=energy.method,
@@ -185,6 +190,7 @@ def steps_of(run_id: str, cell: Cell, trace: Trace) -> list[StepRecord]:
             usage_source=s.usage.source if s.usage else None,
             energy_j=s.energy.joules if s.energy else None,
             energy_method=s.energy.method if s.energy else None,
+            queue_s=s.timings.queue_s if s.timings else None,
         )
         for s in trace.steps
     ]
@@ -219,6 +225,35 @@ def check_tool_mode(spec: RunSpec, cards: dict[str, ModelCard]) -> None:
     embedded = [m for m, card in cards.items() if not isinstance(card.source, ServedSource)]
     if embedded:
         raise ToolsUnsupported(NATIVE_TOOLS_HINT, where=", ".join(embedded))
+
+
+async def run_cells(
+    cells: Sequence[Cell], one: Callable[[Cell], Awaitable[None]], workers: int
+) -> None:
+    """Each cell once, `workers` at a time (a cell's own turns stay in order inside `one`). The
+    first failure cancels the cells still running (nothing of theirs is written) and is
+    raised as itself."""
+    todo = iter(cells)
+
+    async def worker() -> None:
+        for cell in todo:  # one shared iterator: each cell is taken by one worker
+            await one(cell)
+
+    tasks = [asyncio.ensure_future(worker()) for _ in range(min(workers, len(cells)))]
+    try:
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    except BaseException:
+        for w in tasks:
+            w.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    for w in pending:
+        w.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    for w in done:
+        error = w.exception()
+        if error is not None:
+            raise error
 
 
 OnStart = Callable[[RunTotals], None]
@@ -290,18 +325,24 @@ async def execute(
             info = await backend.describe()
             meter = meter_for(spec, info)
             models[model_id] = model_record(card, info, meter)
-            backend = MeteredBackend(backend, meter)
+            slots = spec.concurrency if isinstance(card.source, ServedSource) else 1
+            limited = LimitedBackend(MeteredBackend(backend, meter), slots)
             store.update_run_models(run_id, models)
+
+            async def one(cell: Cell, limited: Backend = limited) -> None:
+                paradigm = paradigms[cell.paradigm, cell.harness]
+                start = time.perf_counter()
+                trace = await paradigm.solve(cell.task, limited, spec.gen)
+                row = result_of(run_id, cell, trace, time.perf_counter() - start)
+                store.write_sample(row, steps_of(run_id, cell, trace))
+                totals.done += 1
+                if on_sample:
+                    on_sample(row)
+
             try:
-                for cell in mine:
-                    paradigm = paradigms[cell.paradigm, cell.harness]
-                    start = time.perf_counter()
-                    trace = await paradigm.solve(cell.task, backend, spec.gen)
-                    row = result_of(run_id, cell, trace, time.perf_counter() - start)
-                    store.write_sample(row, steps_of(run_id, cell, trace))
-                    totals.done += 1
-                    if on_sample:
-                        on_sample(row)
+                # Twice as many samples as slots: while some run tools, the slots stay busy.
+                await run_cells(mine, one, 2 * slots if slots > 1 else 1)
+                models[model_id]["concurrency"] = {"slots": slots, "peak": limited.peak}
             finally:
                 await backend.aclose()
                 models[model_id].update(memory_after(meter))

@@ -49,6 +49,8 @@ class Result:
     energy_j: float | None = None
     peak_rss_mb: float | None = None
     error: str | None = None
+    queue_s: float = 0.0  # the sample's calls waited this long for a free slot (not in latency_s)
+    energy_shared: int = 1  # the most calls that shared a meter span with one of its calls
 
     @classmethod
     def from_row(cls, row: typing.Mapping[str, Any]) -> Result:
@@ -84,6 +86,7 @@ class StepRecord:
     usage_source: str | None = None
     energy_j: float | None = None
     energy_method: str | None = None
+    queue_s: float | None = None
 
     @classmethod
     def from_row(cls, row: typing.Mapping[str, Any]) -> StepRecord:

@@ -35,6 +35,7 @@ class RunSpec:
     energy: str = "auto"  # energy meter: auto, nvml, rapl, estimate, off
     core_w: float = DEFAULT_CORE_W  # the estimate's active power per busy core
     idle_w: float = DEFAULT_IDLE_W  # the estimate's idle power attributed to the run
+    concurrency: int = 1  # requests in flight per served endpoint (embedded models: always 1)
     max_turns: int = 5  # the study's agent budget
     token_budget: int = 16_000  # prompt + completion tokens over all turns of one agent loop
 

@@ -7,8 +7,8 @@
 
 is a complete spec (the study's defaults fill the rest: temperature 0, top_p 0.9, 5 turns).
 A model is a catalog id, a .gguf path, `hf:OWNER/REPO/FILE.gguf`, or a served model:
-`{name: NAME, base_url: http://host:port/v1}`. Several `seeds` make one run per seed, in the
-same run directory.
+`{name: NAME, base_url: http://host:port/v1, concurrency: 4}` (requests in flight to it).
+Several `seeds` make one run per seed, in the same run directory.
 """
 
 from __future__ import annotations
@@ -138,22 +138,27 @@ def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
-def _model(reader: _Reader, n: int, entry: Any) -> tuple[str, str | None]:
-    """One models: entry as (name, base_url), the name checked against the catalog."""
+def _model(reader: _Reader, n: int, entry: Any) -> tuple[str, str | None, int]:
+    """One models: entry as (name, base_url, concurrency), the name checked against the
+    catalog."""
+    concurrency = 1
     if isinstance(entry, str):
         name, url = entry, None
     elif isinstance(entry, dict) and isinstance(entry.get("name"), str):
-        unknown = set(entry) - {"name", "base_url"}
+        unknown = set(entry) - {"name", "base_url", "concurrency"}
         if unknown:
             raise reader.fail("models", f"unknown model setting(s) {sorted(unknown)}", n)
         name, url = entry["name"], entry.get("base_url")
+        concurrency = entry.get("concurrency", 1)
+        if not _whole(concurrency):
+            raise reader.fail("models", "concurrency: expected a whole number >= 1", n)
     else:
         raise reader.fail("models", f"expected a model id or {{name, base_url}}, got {entry!r}", n)
     try:
         resolve(name, base_url=url)
     except UnknownModel as err:
         raise reader.fail("models", str(err), n) from err
-    return name, url
+    return name, url, concurrency
 
 
 def _task(reader: _Reader, n: int, ref: str) -> str:
@@ -202,14 +207,15 @@ def load_spec(path: Path) -> SpecFile:
     entries = reader.get("models", _is_list, "a list", [])
     listed = [entries] if isinstance(entries, str) else entries
     models = [_model(reader, n, e) for n, e in enumerate(listed)]
-    urls = {url for _, url in models}
+    urls = {url for _, url, _ in models}
     if len(urls) > 1:
         raise reader.fail("models", "all models of one spec come from one place (one base_url)")
     gen = reader.section("generation", GENERATION)
     budgets = reader.section("budgets", BUDGETS)
     seeds = reader.get("seeds", _is_seeds, "a list of whole numbers", [0])
     base = dict(
-        models=tuple(dict.fromkeys(m for m, _ in models)),
+        models=tuple(dict.fromkeys(m for m, _, _ in models)),
+        concurrency=max(c for _, _, c in models),
         paradigms=reader.names("paradigms", PARADIGM_NAMES, ("base",)),
         harnesses=reader.names("harnesses", HARNESSES, ("repair",)),
         tasks=tuple(

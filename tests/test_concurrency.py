@@ -1,0 +1,170 @@
+"""Concurrency against a served model, with a scripted server that takes time: samples run side
+by side, each sample's turns stay in order, at most N requests are in flight, queue time is
+apart from latency, overlapping calls split their energy, and a failure cancels cleanly.
+(The real llama-server runs the same path in the benchmark, benchmarks/sweep.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import ScriptedBackend
+from slmscope.metering.energy import EnergyReading
+from slmscope.models.base import BackendUnavailable, Completion, GenerationConfig, Message
+from slmscope.models.metered import MeteredBackend
+from slmscope.runs import RunSpec, sweep
+from slmscope.runs.store import Store
+
+URL = "http://127.0.0.1:9/v1"  # never contacted: the backend is given
+MODEL = "served-model"
+
+
+class SlowServer(ScriptedBackend):
+    """Answers every call after `delay` seconds; counts the calls in flight."""
+
+    def __init__(self, delay: float, fail_at: int | None = None) -> None:
+        super().__init__([], name=MODEL)
+        self.delay, self.fail_at = delay, fail_at
+        self.in_flight = self.peak = 0
+        self.order: list[tuple[str, int]] = []  # (sample text, turn) as the calls arrive
+
+    async def chat(self, messages: Sequence[Message], gen: GenerationConfig) -> Completion:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        turn = sum(m["role"] == "assistant" for m in messages) + 1
+        self.order.append((messages[-1]["content"][:40] if turn == 1 else "", turn))
+        try:
+            await asyncio.sleep(self.delay)
+            if self.fail_at is not None and len(self.order) >= self.fail_at:
+                raise BackendUnavailable("server gone", where=MODEL)
+            self.replies = ["positive"]
+            return await super().chat(messages, gen)
+        finally:
+            self.in_flight -= 1
+
+
+def spec(concurrency: int, paradigms: tuple[str, ...] = ("base",)) -> RunSpec:
+    return RunSpec(
+        models=(MODEL,),
+        paradigms=paradigms,
+        tasks=("builtin:sentiment",),
+        limit=8,
+        base_url=URL,
+        concurrency=concurrency,
+    )
+
+
+def test_requests_in_flight_are_bounded_and_samples_overlap(tmp_path: Path) -> None:
+    timed = {}
+    for slots in (1, 4):
+        server = SlowServer(0.15)
+        start = time.perf_counter()
+        summary = sweep(spec(slots), tmp_path / f"c{slots}", backends={MODEL: server})
+        timed[slots] = time.perf_counter() - start
+        assert summary.done == 8 and server.peak == slots
+        store = Store.open(tmp_path / f"c{slots}")
+        (run,) = store.runs()
+        store.close()
+        assert json.loads(run["models"])[MODEL]["concurrency"] == {"slots": slots, "peak": slots}
+    assert timed[4] < timed[1] / 2  # 8 calls of 0.15 s: about 1.2 s one by one, 0.3 s by 4
+    one = sweep(spec(1), tmp_path / "c1", backends={MODEL: SlowServer(0)}).results()
+    four = sweep(spec(4), tmp_path / "c4", backends={MODEL: SlowServer(0)}).results()
+    columns = ["cell_key", "outcome", "score", "final_answer", "total_tokens"]
+    assert (
+        one[columns].sort_values("cell_key").values.tolist()
+        == four[columns].sort_values("cell_key").values.tolist()
+    )  # the same rows, whatever the order they finished in
+
+
+def test_queue_time_is_recorded_apart_from_latency(tmp_path: Path) -> None:
+    server = SlowServer(0.1)
+    frame = sweep(spec(2), tmp_path / "q", backends={MODEL: server}).results()
+    # Four samples go at once for two slots: half of them wait about one call for a slot.
+    assert (frame["queue_s"] > 0.05).sum() >= 3
+    assert (frame["latency_s"] < 0.1 + 0.05).all()  # a call's own time, without the wait
+
+
+def test_an_agent_samples_turns_stay_in_order_under_concurrency(tmp_path: Path) -> None:
+    server = SlowServer(0.01)
+    frame = sweep(spec(4, ("single",)), tmp_path / "a", backends={MODEL: server}).results()
+    assert len(frame) == 8
+    store = Store.open(tmp_path / "a")
+    steps = store.steps()
+    store.close()
+    for key in frame["cell_key"]:
+        turns = [s.turn for s in steps if s.cell_key == key]
+        assert turns == sorted(turns) and turns[0] == 1
+
+
+def test_a_dead_server_cancels_the_samples_in_flight_and_keeps_the_finished(
+    tmp_path: Path,
+) -> None:
+    server = SlowServer(0.05, fail_at=6)
+    with pytest.raises(BackendUnavailable):
+        sweep(spec(2), tmp_path / "d", backends={MODEL: server})
+    store = Store.open(tmp_path / "d")
+    kept = store.results()
+    store.close()
+    assert 1 <= len(kept) < 8 and all(r.outcome == "ok" for r in kept)
+    healed = sweep(spec(2), tmp_path / "d", backends={MODEL: SlowServer(0)})
+    assert healed.skipped == len(kept) and healed.done == 8 - len(kept)
+    assert len(healed.results()) == 8  # nothing lost, nothing twice
+
+
+class TickMeter:
+    """A meter whose counter is advanced by the test: 1 J per tick."""
+
+    method = "estimate"
+
+    def __init__(self) -> None:
+        self.joules = 0.0
+
+    def start(self) -> float:
+        return self.joules
+
+    def stop(self, mark: Any) -> EnergyReading:
+        return EnergyReading(self.joules - float(mark), "estimate")
+
+    def describe(self) -> dict[str, Any]:
+        return {"method": "estimate"}
+
+
+def test_overlapping_calls_split_each_span_equally() -> None:
+    meter = TickMeter()
+    gates = {name: asyncio.Event() for name in ("a", "b")}
+
+    class Gated(ScriptedBackend):
+        async def chat(self, messages: Sequence[Message], gen: GenerationConfig) -> Completion:
+            await gates[messages[-1]["content"]].wait()
+            self.replies = ["ok"]
+            return await super().chat(messages, gen)
+
+    metered = MeteredBackend(Gated([]), meter)
+
+    async def scene() -> tuple[EnergyReading, EnergyReading]:
+        a = asyncio.ensure_future(
+            metered.chat([{"role": "user", "content": "a"}], GenerationConfig())
+        )
+        await asyncio.sleep(0)
+        meter.joules += 2  # a alone: 2 J to a
+        b = asyncio.ensure_future(
+            metered.chat([{"role": "user", "content": "b"}], GenerationConfig())
+        )
+        await asyncio.sleep(0)
+        meter.joules += 4  # a and b: 2 J each
+        gates["a"].set()
+        await a
+        meter.joules += 3  # b alone: 3 J to b
+        gates["b"].set()
+        await b
+        return a.result().energy, b.result().energy
+
+    first, second = asyncio.run(scene())
+    assert (first.joules, first.shared) == (4.0, 2)
+    assert (second.joules, second.shared) == (5.0, 2)  # 9 J in all, none counted twice

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -152,3 +153,25 @@ def tool_reply(*calls: tuple[str, str], text: str = "") -> Completion:
         timings=Timings(latency_s=0.01, ttft_s=0.005, decode_tps=100.0),
         tool_calls=tuple(ToolCall(f"call_{i}", n, a) for i, (n, a) in enumerate(calls)),
     )
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster (tests/postgres.py): CI must have it, elsewhere a skip."""
+    from postgres import cluster, server_bin
+
+    if server_bin() is None or importlib.util.find_spec("psycopg") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI needs PostgreSQL and psycopg (.ci/run installs them)")
+        pytest.skip(
+            "no PostgreSQL here: apt-get install postgresql; pip install 'slmscope[postgres]'"
+        )
+    yield from cluster()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A fresh database of the session's cluster, for one test."""
+    from postgres import fresh_database
+
+    return fresh_database(postgres_server)

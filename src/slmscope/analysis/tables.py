@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,7 @@ import pandas as pd
 
 from slmscope.analysis.stats import bootstrap_ci, macro_f1, mcc, mcnemar_exact, paired_bootstrap
 from slmscope.runs.records import RESULT_COLUMNS, STEP_COLUMNS, Record
-from slmscope.runs.store import Store
+from slmscope.runs.stores import Source, open_existing
 
 GROUP = ["model", "paradigm", "dataset"]
 LABEL_TYPES = ("sentiment", "classification", "stock_movement", "credit_scoring", "bankruptcy")
@@ -31,28 +30,28 @@ def frame(records: Sequence[Record], names: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame([dataclasses.asdict(r) for r in records], columns=list(names))
 
 
-def load(run_dir: str | Path) -> pd.DataFrame:
+def load(run_dir: Source) -> pd.DataFrame:
     """The run's `results` table, one row per sample; with several agent harnesses, `paradigm`
     names the arm (see `arms`)."""
-    store = Store.open(Path(run_dir))
+    store = open_existing(run_dir)
     try:
         return arms(frame(store.results(), RESULT_COLUMNS))
     finally:
         store.close()
 
 
-def load_runs(run_dir: str | Path) -> list[dict[str, Any]]:
+def load_runs(run_dir: Source) -> list[dict[str, Any]]:
     """The run directory's `runs` rows (one per invocation; a resumed run adds one)."""
-    store = Store.open(Path(run_dir))
+    store = open_existing(run_dir)
     try:
         return store.runs()
     finally:
         store.close()
 
 
-def load_steps(run_dir: str | Path) -> pd.DataFrame:
+def load_steps(run_dir: Source) -> pd.DataFrame:
     """The run's `steps` table, one row per model call, labelled as `load` labels results."""
-    store = Store.open(Path(run_dir))
+    store = open_existing(run_dir)
     try:
         return arms(frame(store.steps(), STEP_COLUMNS))
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -23,7 +24,8 @@ from slmscope.report.terminal import (
     results_table,
     score_matrix,
 )
-from slmscope.runs.store import Store
+from slmscope.runs.store_pg import is_database_url, redacted
+from slmscope.runs.stores import Source, open_existing
 
 
 def print_summary(results: pd.DataFrame, steps: pd.DataFrame | None = None) -> None:
@@ -43,7 +45,12 @@ def print_summary(results: pd.DataFrame, steps: pd.DataFrame | None = None) -> N
         console.print(harness_summary(harness_effect(results, steps), harness_flips(results)))
 
 
-def write_report_of(run_dirs: list[Path], html: Path | None) -> None:
+def source_of(text: str) -> Source:
+    """A run directory, or a database named by its URL (kept as text: a Path mangles it)."""
+    return text if is_database_url(text) else Path(text)
+
+
+def write_report_of(run_dirs: Sequence[Source], html: Path | None) -> None:
     info = write_report(run_dirs, html)
     console.print(
         escape(
@@ -57,8 +64,8 @@ def write_report_of(run_dirs: list[Path], html: Path | None) -> None:
 
 @app.command()
 def report(
-    run_dirs: list[Path] = typer.Argument(
-        ..., help="A run directory, or two to compare side by side."
+    run_dirs: list[str] = typer.Argument(
+        ..., help="A run directory (or postgresql:// database), or two to compare side by side."
     ),
     html: Path | None = typer.Option(
         None, help="Where to write the page (default: FIRST_RUN_DIR/report.html)."
@@ -68,18 +75,19 @@ def report(
     with user_errors():
         if len(run_dirs) > 2:
             raise ConfigError("report takes one run directory, or two to compare")
-        for run_dir in run_dirs:
-            frame = load(run_dir)
+        sources = [source_of(s) for s in run_dirs]
+        for source in sources:
+            frame = load(source)
             if frame.empty:
-                raise ConfigError(f"{run_dir}: the run holds no results yet")
-            console.print(escape(f"{run_dir}:"), soft_wrap=True)
-            print_summary(frame, load_steps(run_dir))
-        write_report_of(run_dirs, html)
+                raise ConfigError(f"{redacted(str(source))}: the run holds no results yet")
+            say(f"{redacted(str(source))}:")
+            print_summary(frame, load_steps(source))
+        write_report_of(sources, html)
 
 
 @app.command()
 def export(
-    run_dir: Path = typer.Argument(..., help="A run directory."),
+    run_dir: str = typer.Argument(..., help="A run directory, or a postgresql:// database."),
     format: str = typer.Option("parquet", "--format", "-f", help="parquet, csv or jsonl."),
     out: Path | None = typer.Option(None, help="Folder for the files (default: RUN_DIR/export)."),
 ) -> None:
@@ -87,8 +95,11 @@ def export(
     with user_errors():
         if format not in EXPORT_FORMATS:
             raise ConfigError(f"unknown format {format!r}; available: {', '.join(EXPORT_FORMATS)}")
-        folder = out or run_dir / "export"
-        tables = {"results": load(run_dir), "steps": load_steps(run_dir)}
+        source = source_of(run_dir)
+        if out is None and isinstance(source, str):
+            raise ConfigError("exporting a database needs --out FOLDER")
+        folder = out or Path(source) / "export"
+        tables = {"results": load(source), "steps": load_steps(source)}
         for name, frame in tables.items():
             path = folder / f"{name}.{format}"
             try:
@@ -109,7 +120,7 @@ def _clip(text: str | None, limit: int = 600) -> str:
 
 @app.command()
 def trace(
-    run_dir: Path,
+    run_dir: str,
     sample_id: str,
     paradigm: str | None = typer.Option(None, help="Only this paradigm."),
     model: str | None = typer.Option(None, help="Only this model."),
@@ -118,7 +129,7 @@ def trace(
 ) -> None:
     """One sample's steps, readably: each model call with its agent, tool and observation."""
     with user_errors():
-        store = Store.open(run_dir)
+        store = open_existing(source_of(run_dir))
         try:
             results = [
                 r
@@ -129,7 +140,7 @@ def trace(
                 and harness in (None, r.harness)
             ]
             if not results:
-                raise ConfigError(f"no sample {sample_id!r} in {run_dir}")
+                raise ConfigError(f"no sample {sample_id!r} in {redacted(run_dir)}")
             limit = 100_000 if full else 600
             for r in results:
                 console.rule(

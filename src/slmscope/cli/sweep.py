@@ -46,6 +46,7 @@ from slmscope.runs.events import (
 )
 from slmscope.runs.spec import RunSpec
 from slmscope.runs.spec_file import load_spec
+from slmscope.runs.store_pg import redacted
 from slmscope.runs.sweep import SweepSummary, load_all, sweep
 
 
@@ -134,17 +135,20 @@ class SweepView:
         self.bar.stop()
 
 
-def run_and_show(spec: RunSpec, out: Path, *, retry_failed: bool = False) -> SweepSummary:
-    """The sweep with its progress shown, then the summary tables and the report."""
+def run_and_show(
+    spec: RunSpec, out: Path, *, retry_failed: bool = False, db: str | None = None
+) -> SweepSummary:
+    """The sweep with its progress shown, then the summary tables and the report (in the run
+    directory, also when the results are in a database)."""
     view = SweepView()
     try:
-        summary = sweep(spec, out, view, retry_failed=retry_failed)
+        summary = sweep(spec, out, view, retry_failed=retry_failed, db=db)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     finally:
         view.close()
     print_summary(summary.results(), summary.steps())
-    write_report_of([out], None)
+    write_report_of([summary.source], out / "report.html")
     return summary
 
 
@@ -228,6 +232,9 @@ def run(
     retry_failed: bool = typer.Option(
         False, help="Run again the samples that ended in a backend error or a timeout."
     ),
+    db: str | None = typer.Option(
+        None, help="Store results in this PostgreSQL database (postgresql://...) instead."
+    ),
 ) -> None:
     """Run models x paradigms x task sets; every sample is stored as it finishes."""
     spec = RunSpec(
@@ -255,8 +262,8 @@ def run(
     )
     target = out or _default_out(time.strftime("%Y%m%d-%H%M%S"))
     with user_errors():
-        run_and_show(spec, target, retry_failed=retry_failed)
-    say(f"results: {target / 'results.sqlite'}")
+        run_and_show(spec, target, retry_failed=retry_failed, db=db)
+    say(f"results: {redacted(db) if db else target / 'results.sqlite'}")
 
 
 QUICKSTART_PARADIGMS = ("base", "single", "multi", "single+fallback")
@@ -313,6 +320,9 @@ def sweep_command(
     retry_failed: bool = typer.Option(
         False, help="Run again the samples that ended in a backend error or a timeout."
     ),
+    db: str | None = typer.Option(
+        None, help="Store results in this PostgreSQL database (postgresql://...) instead."
+    ),
 ) -> None:
     """Run a sweep spec: every model x paradigm x harness x dataset sample it names (one run
     per seed), each stored as it finishes."""
@@ -321,11 +331,11 @@ def sweep_command(
         if plan_only:
             for run_spec in spec.runs:
                 tasks, _ = load_all(run_spec)
-                console.print(plan_table(estimate(run_spec, tasks, out), run_spec.seed))
+                console.print(plan_table(estimate(run_spec, tasks, db or out), run_spec.seed))
             return
         for run_spec in spec.runs:
-            run_and_show(run_spec, out, retry_failed=retry_failed)
-    say(f"results: {out / 'results.sqlite'}")
+            run_and_show(run_spec, out, retry_failed=retry_failed, db=db)
+    say(f"results: {redacted(db) if db else out / 'results.sqlite'}")
 
 
 def plan_table(rows: list[PlanRow], seed: int) -> Table:

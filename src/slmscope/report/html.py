@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -33,6 +34,8 @@ from slmscope.analysis.tables import load, load_runs, load_steps, summarize
 from slmscope.errors import ConfigError
 from slmscope.report.charts import agent_split, frontiers, heatmap, outcome_bars
 from slmscope.report.terminal import clip, with_ci
+from slmscope.runs.store_pg import is_database_url, redacted
+from slmscope.runs.stores import Source, label_of
 
 TEMPLATES = Path(__file__).parent / "templates"
 TRACE_CHARS = 1200  # per step output/observation shown in the page (the database has it all)
@@ -41,7 +44,7 @@ TRACE_CHARS = 1200  # per step output/observation shown in the page (the databas
 @dataclass(frozen=True)
 class RunData:
     label: str
-    path: Path
+    path: Source  # the run directory, or the database URL
     results: pd.DataFrame
     steps: pd.DataFrame
     runs: list[dict[str, Any]]
@@ -55,11 +58,11 @@ class ReportInfo:
     bytes: int
 
 
-def read_run(path: Path, label: str | None = None) -> RunData:
+def read_run(path: Source, label: str | None = None) -> RunData:
     results = load(path)
     if results.empty:
-        raise ConfigError(f"{path}: the run holds no results yet")
-    return RunData(label or path.name, path, results, load_steps(path), load_runs(path))
+        raise ConfigError(f"{redacted(str(path))}: the run holds no results yet")
+    return RunData(label or label_of(path), path, results, load_steps(path), load_runs(path))
 
 
 def anchor(*parts: object) -> str:
@@ -239,7 +242,7 @@ def _run_meta(run: RunData) -> dict[str, Any]:
         models.update(json.loads(r.get("models") or "{}"))
     return {
         "label": run.label,
-        "path": str(run.path),
+        "path": redacted(str(run.path)),
         "ids": [r["run_id"] for r in run.runs],
         "status": last.get("status"),
         "started": run.runs[0]["started_at"] if run.runs else None,
@@ -282,16 +285,20 @@ def _ci(row: dict[str, Any], key: str, lo: str, hi: str, spec: str = ".2f") -> s
     )
 
 
-def write_report(run_dirs: list[Path], html: Path | None = None, *, seed: int = 0) -> ReportInfo:
+def write_report(
+    run_dirs: Sequence[Source], html: Path | None = None, *, seed: int = 0
+) -> ReportInfo:
     """Write the report of one run directory (or compare two) to `html`, by default
     RUN_DIR/report.html; returns where, how many samples, and how long it took."""
     start = time.perf_counter()
-    labels = [p.resolve().name for p in run_dirs]
+    labels = [label_of(p) for p in run_dirs]
     if len(set(labels)) < len(labels):  # two run folders of the same name
         labels = [f"{name} ({n})" for n, name in enumerate(labels, 1)]
     runs = [read_run(p, label) for p, label in zip(run_dirs, labels, strict=True)]
     page, samples = render(runs, seed=seed)
-    target = html or run_dirs[0] / "report.html"
+    if html is None and is_database_url(run_dirs[0]):
+        raise ConfigError("a report of a database needs --html PATH")
+    target = html or Path(run_dirs[0]) / "report.html"
     partial = target.with_name(target.name + ".partial")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -54,7 +54,7 @@ from slmscope.paradigms.multi_agent import load_roster
 from slmscope.paradigms.trace import Trace
 from slmscope.runs.records import Result, StepRecord
 from slmscope.runs.spec import Cell, RunSpec, harnesses_of, plan
-from slmscope.runs.store import Store
+from slmscope.runs.store import SqlStore
 from slmscope.tasks.loaders.dataset import BadRow
 from slmscope.tasks.record import Task
 from slmscope.tasks.scoring import score
@@ -264,7 +264,7 @@ async def execute(
     spec: RunSpec,
     cards: dict[str, ModelCard],
     tasks: list[Task],
-    store: Store,
+    store: SqlStore,
     *,
     on_start: OnStart | None = None,
     on_sample: OnSample | None = None,

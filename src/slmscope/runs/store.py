@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,50 +91,43 @@ class StoreError(UserError, RuntimeError):
     """A results store that cannot be opened or written; the message names it."""
 
 
-class Store:
-    """A run directory's SQLite results file."""
+class SqlStore:
+    """What every results store does, over any SQL database; subclasses connect and say how
+    statements run (`_execute`, `_many`, `_read`, `_transaction`, `_columns`)."""
 
-    dialect = SQLITE
+    dialect: Dialect
+    name: str  # names the store in errors and reports: a file, or a database URL without secrets
 
-    def __init__(self, run_dir: Path) -> None:
-        self.path = run_dir / DB_NAME
-        try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise StoreError(f"{run_dir}: cannot be a run directory ({err.strerror})") from err
-        try:
-            self._db = sqlite3.connect(self.path)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            with self._db:
-                for statement in schema(SQLITE):
-                    self._db.execute(statement)
-                have = {t: self._columns(t) for t in ("results", "steps")}
-                for statement in migrations(have, SQLITE):
-                    self._db.execute(statement)
-        except sqlite3.DatabaseError as err:
-            raise StoreError(f"{self.path}: cannot use this results file ({err})") from err
+    def _setup(self) -> None:
+        with self._transaction():
+            for statement in schema(self.dialect):
+                self._execute(statement)
+            have = {t: self._columns(t) for t in ("results", "steps")}
+            for statement in migrations(have, self.dialect):
+                self._execute(statement)
 
-    def _columns(self, table: str) -> set[str]:
-        return {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+    def _transaction(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError
 
-    @classmethod
-    def open(cls, run_dir: Path) -> Store:
-        """An existing run directory's store (for reading); refuses a folder without one."""
-        if not (run_dir / DB_NAME).is_file():
-            raise StoreError(f"{run_dir} holds no {DB_NAME}: is it a slmscope run directory?")
-        return cls(run_dir)
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement (in the current transaction, if any); the rows it changed."""
+        raise NotImplementedError
 
-    def close(self) -> None:
-        self._db.close()
-
-    def _write(self, sql: str, params: Sequence[Any] = ()) -> None:
-        with self._db:
-            self._db.execute(sql, params)
+    def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        raise NotImplementedError
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._db.execute(sql, params)]
+        raise NotImplementedError
+
+    def _columns(self, table: str) -> set[str]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _write(self, sql: str, params: Sequence[Any] = ()) -> None:
+        with self._transaction():
+            self._execute(sql, params)
 
     # --- the interface every store has --------------------------------------------------------
 
@@ -188,26 +182,28 @@ class Store:
     def write_bad_rows(self, run_id: str, rows: Iterable[Mapping[str, Any]]) -> None:
         """Input rows left out under --skip-bad-rows: where they were and what was wrong."""
         sql = _insert("bad_rows", ("run_id", "source", "line", "field", "message"), self.dialect)
-        with self._db:
-            self._db.executemany(
+        with self._transaction():
+            self._many(
                 sql, [(run_id, r["source"], r["line"], r["field"], r["message"]) for r in rows]
             )
 
-    def write_sample(self, result: Result, steps: Sequence[StepRecord]) -> None:
-        """The sample's result and steps, in one transaction."""
-        with self._db:
-            self._db.execute(_insert("results", RESULT_COLUMNS, self.dialect), values(result))
-            self._db.executemany(
-                _insert("steps", STEP_COLUMNS, self.dialect), [values(s) for s in steps]
-            )
+    def write_sample(self, result: Result, steps: Sequence[StepRecord]) -> bool:
+        """The sample's result and steps, in one transaction. False if the cell was stored
+        meanwhile by another writer (a shared database): theirs stands, nothing is added."""
+        insert = _insert("results", RESULT_COLUMNS, self.dialect)
+        with self._transaction():
+            if not self._execute(insert + " ON CONFLICT (cell_key) DO NOTHING", values(result)):
+                return False
+            self._many(_insert("steps", STEP_COLUMNS, self.dialect), [values(s) for s in steps])
+        return True
 
     def forget(self, cell_keys: Iterable[str]) -> None:
         """Drop these cells' results and steps (to run them again), in one transaction."""
         p = self.dialect.param
-        with self._db:
+        with self._transaction():
             for key in cell_keys:
-                self._db.execute(f"DELETE FROM steps WHERE cell_key = {p}", (key,))
-                self._db.execute(f"DELETE FROM results WHERE cell_key = {p}", (key,))
+                self._execute(f"DELETE FROM steps WHERE cell_key = {p}", (key,))
+                self._execute(f"DELETE FROM results WHERE cell_key = {p}", (key,))
 
     def bad_rows(self) -> list[dict[str, Any]]:
         return self._read("SELECT * FROM bad_rows ORDER BY id")
@@ -228,6 +224,53 @@ class Store:
             p = self.dialect.param
             rows = self._read(f"SELECT * FROM steps WHERE cell_key = {p} ORDER BY id", (cell_key,))
         return [StepRecord.from_row(r) for r in rows]
+
+
+class Store(SqlStore):
+    """A run directory's SQLite results file (the default store)."""
+
+    dialect = SQLITE
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / DB_NAME
+        self.name = str(self.path)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StoreError(f"{run_dir}: cannot be a run directory ({err.strerror})") from err
+        try:
+            self._db = sqlite3.connect(self.path)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._setup()
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"{self.path}: cannot use this results file ({err})") from err
+
+    @classmethod
+    def open(cls, run_dir: Path) -> Store:
+        """An existing run directory's store (for reading); refuses a folder without one."""
+        if not (run_dir / DB_NAME).is_file():
+            raise StoreError(f"{run_dir} holds no {DB_NAME}: is it a slmscope run directory?")
+        return cls(run_dir)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _transaction(self) -> AbstractContextManager[Any]:
+        return self._db
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self._db.execute(sql, params).rowcount
+
+    def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._db.executemany(sql, rows)
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._db.execute(sql, params)]
+
+    def _columns(self, table: str) -> set[str]:
+        return {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
 
 
 def _insert(table: str, names: Sequence[str], d: Dialect) -> str:

@@ -47,7 +47,7 @@ from slmscope.runs.executor import (
 )
 from slmscope.runs.records import RESULT_COLUMNS, STEP_COLUMNS, Result
 from slmscope.runs.spec import RunSpec, plan
-from slmscope.runs.store import Store
+from slmscope.runs.stores import Source, open_existing, open_store
 from slmscope.tasks import BadRow, load_tasks
 from slmscope.tasks.record import Task
 from slmscope.tools.isolation import availability
@@ -62,6 +62,7 @@ class SweepSummary:
 
     run_id: str
     out: Path
+    source: Source  # where the results are: the run directory, or the database URL
     planned: int
     skipped: int  # already in the store when it started (resumed)
     done: int
@@ -75,7 +76,7 @@ class SweepSummary:
         return self._frame("steps")
 
     def _frame(self, table: str) -> pd.DataFrame:
-        store = Store.open(self.out)
+        store = open_existing(self.source)
         try:
             if table == "results":
                 rows = [dataclasses.asdict(r) for r in store.results() if r.cell_key in self.keys]
@@ -133,6 +134,7 @@ async def sweep_async(
     *,
     backends: dict[str, Backend] | None = None,
     retry_failed: bool = False,
+    db: str | None = None,
 ) -> SweepSummary:
     """`sweep`, for callers already inside an event loop."""
     emit: OnEvent = on_event or (lambda _event: None)
@@ -146,7 +148,7 @@ async def sweep_async(
     sandboxed, why = availability()
     if not sandboxed and set(spec.paradigms) - {"base"}:
         emit(ToolLeftOut("python", why))
-    store = Store(out)  # a run directory that cannot be used is refused before any pull
+    store = open_store(out, db)  # a store that cannot be used is refused before any pull
     totals: list[RunTotals] = []
     try:
         for card in cards.values():
@@ -192,7 +194,7 @@ async def sweep_async(
         store.close()
     t = totals[0]
     keys = frozenset(c.key for c in plan(spec, tasks))
-    return SweepSummary(t.run_id, out, t.planned, t.skipped, t.done, keys)
+    return SweepSummary(t.run_id, out, db or out, t.planned, t.skipped, t.done, keys)
 
 
 def _done(totals: list[RunTotals]) -> int:
@@ -206,11 +208,14 @@ def sweep(
     *,
     backends: dict[str, Backend] | None = None,
     retry_failed: bool = False,
+    db: str | None = None,
 ) -> SweepSummary:
     """Run every cell of `spec` not yet stored in `out` (resuming), and say what was done;
     `retry_failed` first drops the cells that ended in a backend error or a timeout, so they
-    run again. From inside a running event loop (a notebook), it runs on a worker thread."""
-    call = sweep_async(spec, out, on_event, backends=backends, retry_failed=retry_failed)
+    run again. `db` (postgresql://...) stores the results in that database instead of the run
+    directory's SQLite file. From inside a running event loop (a notebook), it runs on a
+    worker thread."""
+    call = sweep_async(spec, out, on_event, backends=backends, retry_failed=retry_failed, db=db)
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -51,8 +51,9 @@ from slmscope.runs.sweep import SweepSummary, load_all, sweep
 
 
 class SweepView:
-    """Renders a sweep's events on stderr: a live bar on a terminal, a plain line about every
-    5% of the samples otherwise (logs, pipes, CI)."""
+    """Renders a sweep's events on stderr: a live bar on a terminal (cells done of total, mean
+    score, failures so far, the current model's throughput, ETA), a plain line about every 5%
+    of the samples otherwise (logs, pipes, CI)."""
 
     def __init__(self) -> None:
         self.bar = Progress(
@@ -60,6 +61,8 @@ class SweepView:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("score {task.fields[score]:.2f}"),
+            TextColumn("failed {task.fields[failed]}"),
+            TextColumn("{task.fields[rate]}"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=err_console,
@@ -68,6 +71,9 @@ class SweepView:
         self.score = 0.0
         self.started = time.monotonic()
         self.pulls: dict[str, tuple[Progress, PullReport]] = {}
+        self.failed = 0
+        self.per_model: dict[str, tuple[float, int]] = {}  # model -> (its start, samples)
+        self.last = time.monotonic()  # the last sample done (a new model starts from there)
 
     def __call__(self, event: Event) -> None:
         match event:
@@ -100,21 +106,40 @@ class SweepView:
                 say(f"{count} earlier run(s) here were killed mid-way; marked abandoned", err=True)
             case SweepStarted(planned=planned, skipped=skipped, out=out):
                 self._stop_pulls()
+                self.last = time.monotonic()
                 if skipped:
                     say(f"resuming: {skipped} of {planned} samples already in {out}", err=True)
                 self.bar.start()
                 self.task = self.bar.add_task(
-                    "running", total=planned - skipped, score=0.0, visible=planned > skipped
+                    "running",
+                    total=planned - skipped,
+                    score=0.0,
+                    failed=0,
+                    rate="",
+                    visible=planned > skipped,
                 )
             case SampleDone(result=r, done=done, todo=todo):
                 self.score += r.score
+                self.failed += r.outcome != "ok"
+                since, count = self.per_model.get(r.model, (self.last, 0))
+                self.per_model[r.model] = (since, count + 1)
+                self.last = time.monotonic()
+                spent = self.last - since
+                rate = f"{r.model} {60 * (count + 1) / spent:.1f}/min" if spent > 1 else ""
                 where = f"{r.model} {r.paradigm} {r.dataset}"
                 assert self.task is not None
-                self.bar.update(self.task, advance=1, score=self.score / done, description=where)
+                self.bar.update(
+                    self.task,
+                    advance=1,
+                    score=self.score / done,
+                    failed=self.failed,
+                    rate=rate,
+                    description=where,
+                )
                 if not err_console.is_terminal and (done % max(1, todo // 20) == 0 or done == todo):
                     say(
                         f"[{done}/{todo}] {where}  mean score {self.score / done:.2f}  "
-                        f"{time.monotonic() - self.started:.0f} s",
+                        f"failed {self.failed}  {rate}  {time.monotonic() - self.started:.0f} s",
                         err=True,
                     )
             case SweepInterrupted(done=done, out=out):

@@ -168,3 +168,60 @@ def test_overlapping_calls_split_each_span_equally() -> None:
     first, second = asyncio.run(scene())
     assert (first.joules, first.shared) == (4.0, 2)
     assert (second.joules, second.shared) == (5.0, 2)  # 9 J in all, none counted twice
+
+
+CHILD = Path(__file__).with_name("sweep_child.py")
+COLUMNS = ["cell_key", "outcome", "score", "final_answer", "total_tokens", "n_calls"]
+
+
+def _table(out: Path) -> list[list[object]]:
+    store = Store.open(out)
+    rows, steps = store.results(), store.steps()
+    store.close()
+    keys = [r.cell_key for r in rows]
+    assert len(keys) == len(set(keys))  # never a row twice
+    for r in rows:  # never a sample without all of its steps
+        assert len([s for s in steps if s.cell_key == r.cell_key]) == r.n_calls
+    return sorted([getattr(r, c) for c in COLUMNS] for r in rows)
+
+
+def _rows(out: Path) -> int:
+    db = out / "results.sqlite"
+    if not db.exists():
+        return 0
+    import sqlite3
+
+    try:
+        with sqlite3.connect(db) as conn:
+            return int(conn.execute("SELECT count(*) FROM results").fetchone()[0])
+    except sqlite3.OperationalError:  # the tables are not there yet
+        return 0
+
+
+def test_kill_9_mid_sweep_loses_only_cells_in_flight(tmp_path: Path) -> None:
+    """A concurrent sweep in another process, killed with SIGKILL after 3, 9 and 15 stored
+    samples, then run to the end: the table equals an uninterrupted run's."""
+    import subprocess
+    import sys
+
+    whole = tmp_path / "whole"
+    subprocess.run([sys.executable, str(CHILD), str(whole)], check=True, timeout=120)
+    expected = _table(whole)
+    assert len(expected) == 24  # 2 datasets x 6 samples x 2 paradigms
+
+    out = tmp_path / "killed"
+    for at in (3, 9, 15):
+        child = subprocess.Popen([sys.executable, str(CHILD), str(out)])
+        deadline = time.monotonic() + 60
+        while _rows(out) < at and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        child.kill()  # SIGKILL: no handler runs
+        child.wait()
+        assert at <= _rows(out) < 24
+        _table(out)  # consistent at every stop
+    subprocess.run([sys.executable, str(CHILD), str(out)], check=True, timeout=120)
+    assert _table(out) == expected
+    store = Store.open(out)
+    statuses = [r["status"] for r in store.runs()]
+    store.close()
+    assert statuses == ["abandoned"] * 3 + ["complete"]

@@ -1,4 +1,5 @@
-"""`slmscope run` and `quickstart`: a spec from the options, `runs.sweep`, its events rendered."""
+"""`slmscope run`, `sweep` and `quickstart`: a spec from the options or a file, then
+`runs.sweep` with its events rendered (progress.py)."""
 
 from __future__ import annotations
 
@@ -7,167 +8,40 @@ import time
 from pathlib import Path
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from slmscope.cli.app import (
-    PullReport,
     app,
     console,
-    err_console,
-    pull_progress,
     say,
     user_errors,
 )
+from slmscope.cli.progress import SweepView
 from slmscope.cli.results import print_summary, write_report_of
 from slmscope.metering.energy import DEFAULT_CORE_W, DEFAULT_IDLE_W
 from slmscope.models import GenerationConfig
 from slmscope.models.catalog import DEFAULT_MODEL
 from slmscope.paradigms import HARNESSES, PARADIGM_NAMES
 from slmscope.runs.estimate import PlanRow, estimate
-from slmscope.runs.events import (
-    BadRowsSkipped,
-    Event,
-    PullProgress,
-    RetryingFailed,
-    RunsAbandoned,
-    SampleDone,
-    SweepInterrupted,
-    SweepStarted,
-    ToolLeftOut,
-)
 from slmscope.runs.spec import RunSpec
 from slmscope.runs.spec_file import load_spec
 from slmscope.runs.store_pg import redacted
 from slmscope.runs.sweep import SweepSummary, load_all, sweep
 
 
-class SweepView:
-    """Renders a sweep's events on stderr: a live bar on a terminal (cells done of total, mean
-    score, failures so far, the current model's throughput, ETA), a plain line about every 5%
-    of the samples otherwise (logs, pipes, CI)."""
-
-    def __init__(self) -> None:
-        self.bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("score {task.fields[score]:.2f}"),
-            TextColumn("failed {task.fields[failed]}"),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=err_console,
-        )
-        self.task: TaskID | None = None
-        self.score = 0.0
-        self.started = time.monotonic()
-        self.pulls: dict[str, tuple[Progress, PullReport]] = {}
-        self.failed = 0
-        self.per_model: dict[str, tuple[float, int]] = {}  # model -> (its start, samples)
-        self.last = time.monotonic()  # the last sample done (a new model starts from there)
-
-    def __call__(self, event: Event) -> None:
-        match event:
-            case PullProgress(model=model, phase="start", total=total):
-                size = f" ({total / 1e6:,.0f} MB)" if total else ""
-                say(f"pulling {model}{size}", err=True)
-                progress, report = pull_progress()
-                progress.start()
-                self.pulls[model] = (progress, report)
-            case PullProgress(model=model, phase=phase, advance=advance, total=total):
-                self.pulls[model][1](phase, advance, total)
-            case BadRowsSkipped(rows=rows, out=out):
-                for bad in rows[:5]:
-                    say(
-                        f"skipped {bad.source}:{bad.line}: field {bad.field!r}: {bad.message}",
-                        err=True,
-                    )
-                say(
-                    f"{len(rows)} bad row(s) skipped; all are listed in "
-                    f"{out / 'results.sqlite'}, table bad_rows",
-                    err=True,
-                )
-            case ToolLeftOut(tool=tool, why=why):
-                say(f"the agents run without the {tool} tool: {why}", err=True)
-            case RetryingFailed(count=count):
-                say(
-                    f"retrying {count} sample(s) that ended in a backend error or timeout", err=True
-                )
-            case RunsAbandoned(count=count):
-                say(f"{count} earlier run(s) here were killed mid-way; marked abandoned", err=True)
-            case SweepStarted(planned=planned, skipped=skipped, out=out):
-                self._stop_pulls()
-                self.last = time.monotonic()
-                if skipped:
-                    say(f"resuming: {skipped} of {planned} samples already in {out}", err=True)
-                self.bar.start()
-                self.task = self.bar.add_task(
-                    "running",
-                    total=planned - skipped,
-                    score=0.0,
-                    failed=0,
-                    rate="",
-                    visible=planned > skipped,
-                )
-            case SampleDone(result=r, done=done, todo=todo):
-                self.score += r.score
-                self.failed += r.outcome != "ok"
-                since, count = self.per_model.get(r.model, (self.last, 0))
-                self.per_model[r.model] = (since, count + 1)
-                self.last = time.monotonic()
-                spent = self.last - since
-                rate = f"{r.model} {60 * (count + 1) / spent:.1f}/min" if spent > 1 else ""
-                where = f"{r.model} {r.paradigm} {r.dataset}"
-                assert self.task is not None
-                self.bar.update(
-                    self.task,
-                    advance=1,
-                    score=self.score / done,
-                    failed=self.failed,
-                    rate=rate,
-                    description=where,
-                )
-                if not err_console.is_terminal and (done % max(1, todo // 20) == 0 or done == todo):
-                    say(
-                        f"[{done}/{todo}] {where}  mean score {self.score / done:.2f}  "
-                        f"failed {self.failed}  {rate}  {time.monotonic() - self.started:.0f} s",
-                        err=True,
-                    )
-            case SweepInterrupted(done=done, out=out):
-                self.close()
-                say(
-                    f"interrupted: {done} samples of this run are saved in {out}; run the same "
-                    "command again to resume.",
-                    err=True,
-                )
-
-    def _stop_pulls(self) -> None:
-        for progress, _ in self.pulls.values():
-            progress.stop()
-        self.pulls.clear()
-
-    def close(self) -> None:
-        self._stop_pulls()
-        self.bar.stop()
-
-
 def run_and_show(
-    spec: RunSpec, out: Path, *, retry_failed: bool = False, db: str | None = None
+    spec: RunSpec,
+    out: Path,
+    *,
+    retry_failed: bool = False,
+    db: str | None = None,
+    cache: bool = False,
 ) -> SweepSummary:
     """The sweep with its progress shown, then the summary tables and the report (in the run
     directory, also when the results are in a database)."""
     view = SweepView()
     try:
-        summary = sweep(spec, out, view, retry_failed=retry_failed, db=db)
+        summary = sweep(spec, out, view, retry_failed=retry_failed, db=db, cache=cache)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     finally:
@@ -260,6 +134,9 @@ def run(
     db: str | None = typer.Option(
         None, help="Store results in this PostgreSQL database (postgresql://...) instead."
     ),
+    cache: bool = typer.Option(
+        False, help="Replay replies to requests made before to the same model (full identity)."
+    ),
 ) -> None:
     """Run models x paradigms x task sets; every sample is stored as it finishes."""
     spec = RunSpec(
@@ -287,7 +164,7 @@ def run(
     )
     target = out or _default_out(time.strftime("%Y%m%d-%H%M%S"))
     with user_errors():
-        run_and_show(spec, target, retry_failed=retry_failed, db=db)
+        run_and_show(spec, target, retry_failed=retry_failed, db=db, cache=cache)
     say(f"results: {redacted(db) if db else target / 'results.sqlite'}")
 
 
@@ -348,6 +225,9 @@ def sweep_command(
     db: str | None = typer.Option(
         None, help="Store results in this PostgreSQL database (postgresql://...) instead."
     ),
+    cache: bool = typer.Option(
+        False, help="Replay replies to requests made before to the same model (full identity)."
+    ),
 ) -> None:
     """Run a sweep spec: every model x paradigm x harness x dataset sample it names (one run
     per seed), each stored as it finishes."""
@@ -359,7 +239,7 @@ def sweep_command(
                 console.print(plan_table(estimate(run_spec, tasks, db or out), run_spec.seed))
             return
         for run_spec in spec.runs:
-            run_and_show(run_spec, out, retry_failed=retry_failed, db=db)
+            run_and_show(run_spec, out, retry_failed=retry_failed, db=db, cache=cache)
     say(f"results: {redacted(db) if db else out / 'results.sqlite'}")
 
 

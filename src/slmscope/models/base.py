@@ -49,6 +49,7 @@ class Completion:
     raw_usage: dict[str, Any] = field(default_factory=dict)
     tool_calls: tuple[ToolCall, ...] = ()
     energy: EnergyReading = UNAVAILABLE  # set by a MeteredBackend
+    cache_hit: bool = False  # replayed by a CachedBackend, with the cost it had when made
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,7 @@ class Base:
             usage=reply.usage,
             timings=reply.timings,
             energy=reply.energy,
+            cache_hit=reply.cache_hit,
         )
         tagged = final_answer_tag(reply.text)
         answer = extract_answer(task, tagged if tagged is not None else reply.text)

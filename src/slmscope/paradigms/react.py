@@ -350,6 +350,7 @@ async def react(
             reply.usage,
             reply.timings,
             energy=reply.energy,
+            cache_hit=reply.cache_hit,
             repair=repairing,
         )
         turn = await _turn(

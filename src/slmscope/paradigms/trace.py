@@ -41,6 +41,7 @@ class Step:
     error: str | None = None
     energy: EnergyReading | None = None
     repair: bool = False  # the call answered a repair message (the `repair` harness)
+    cache_hit: bool = False  # the reply was replayed from the response cache
 
 
 @dataclass(frozen=True)

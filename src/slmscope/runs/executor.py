@@ -39,6 +39,7 @@ from slmscope.models.base import (
     GenerationConfig,
     ToolsUnsupported,
 )
+from slmscope.models.cache import CachedBackend, ResponseCache
 from slmscope.models.limited import LimitedBackend
 from slmscope.models.metered import MeteredBackend
 from slmscope.paradigms import (
@@ -130,6 +131,8 @@ def result_of(run_id: str, cell: Cell, trace: Trace, wall_s: float) -> Result:
     readings = [s.energy for s in trace.steps if s.energy is not None]
     energy = EnergyReading.total(readings) if readings else UNAVAILABLE
     queued = sum(s.timings.queue_s for s in trace.steps if s.timings)
+    # A replayed call took no time now; the sample keeps the time that call took when made.
+    replayed = sum(s.timings.latency_s for s in trace.steps if s.timings and s.cache_hit)
     return Result(
         run_id=run_id,
         cell_key=cell.key,
@@ -149,7 +152,8 @@ def result_of(run_id: str, cell: Cell, trace: Trace, wall_s: float) -> Result:
         cached_tokens=sum(u.cached_tokens for u in calls),
         total_tokens=prompt + completion,
         n_calls=len(trace.steps),
-        latency_s=max(0.0, wall_s - queued),
+        latency_s=max(0.0, wall_s - queued) + replayed,
+        cache_hits=sum(s.cache_hit for s in trace.steps),
         queue_s=queued,
         energy_shared=energy.shared,
         ttft_s=next((s.timings.ttft_s for s in trace.steps if s.timings), None),
@@ -191,6 +195,7 @@ def steps_of(run_id: str, cell: Cell, trace: Trace) -> list[StepRecord]:
             energy_j=s.energy.joules if s.energy else None,
             energy_method=s.energy.method if s.energy else None,
             queue_s=s.timings.queue_s if s.timings else None,
+            cache_hit=s.cache_hit,
         )
         for s in trace.steps
     ]
@@ -270,6 +275,7 @@ async def execute(
     on_sample: OnSample | None = None,
     backends: dict[str, Backend] | None = None,
     bad_rows: Sequence[BadRow] = (),
+    cache: ResponseCache | None = None,
 ) -> RunTotals:
     """Run every cell of the spec not yet in the store. `backends` overrides open_backend per model
     (tests pass scripted ones)."""
@@ -326,7 +332,9 @@ async def execute(
             meter = meter_for(spec, info)
             models[model_id] = model_record(card, info, meter)
             slots = spec.concurrency if isinstance(card.source, ServedSource) else 1
-            limited = LimitedBackend(MeteredBackend(backend, meter), slots)
+            metered: Backend = MeteredBackend(backend, meter)
+            cached = CachedBackend(metered, cache, info) if cache else None
+            limited = LimitedBackend(cached or metered, slots)
             store.update_run_models(run_id, models)
 
             async def one(cell: Cell, limited: Backend = limited) -> None:
@@ -343,6 +351,8 @@ async def execute(
                 # Twice as many samples as slots: while some run tools, the slots stay busy.
                 await run_cells(mine, one, 2 * slots if slots > 1 else 1)
                 models[model_id]["concurrency"] = {"slots": slots, "peak": limited.peak}
+                if cached is not None:
+                    models[model_id]["cache"] = {"hits": cached.hits, "misses": cached.misses}
             finally:
                 await backend.aclose()
                 models[model_id].update(memory_after(meter))

@@ -51,6 +51,7 @@ class Result:
     error: str | None = None
     queue_s: float = 0.0  # the sample's calls waited this long for a free slot (not in latency_s)
     energy_shared: int = 1  # the most calls that shared a meter span with one of its calls
+    cache_hits: int = 0  # calls replayed from the response cache (their original cost counts)
 
     @classmethod
     def from_row(cls, row: typing.Mapping[str, Any]) -> Result:
@@ -87,6 +88,7 @@ class StepRecord:
     energy_j: float | None = None
     energy_method: str | None = None
     queue_s: float | None = None
+    cache_hit: bool = False
 
     @classmethod
     def from_row(cls, row: typing.Mapping[str, Any]) -> StepRecord:

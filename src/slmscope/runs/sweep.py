@@ -22,6 +22,7 @@ import pandas as pd
 
 from slmscope.models import Backend, ModelCard, resolve
 from slmscope.models.base import BackendError
+from slmscope.models.cache import ResponseCache
 from slmscope.models.catalog import ServedSource
 from slmscope.models.pull import pull
 from slmscope.paradigms import get_paradigm
@@ -135,6 +136,7 @@ async def sweep_async(
     backends: dict[str, Backend] | None = None,
     retry_failed: bool = False,
     db: str | None = None,
+    cache: bool = False,
 ) -> SweepSummary:
     """`sweep`, for callers already inside an event loop."""
     emit: OnEvent = on_event or (lambda _event: None)
@@ -150,6 +152,7 @@ async def sweep_async(
         emit(ToolLeftOut("python", why))
     store = open_store(out, db)  # a store that cannot be used is refused before any pull
     totals: list[RunTotals] = []
+    replies = ResponseCache() if cache else None
     try:
         for card in cards.values():
             if backends is None or card.id not in backends:
@@ -183,6 +186,7 @@ async def sweep_async(
                 on_sample=on_sample,
                 backends=backends,
                 bad_rows=bad_rows,
+                cache=replies,
             )
         except BackendError as err:
             err.add_note(f"{_done(totals)} samples of this run are saved in {out}; run it again")
@@ -192,6 +196,8 @@ async def sweep_async(
             raise
     finally:
         store.close()
+        if replies is not None:
+            replies.close()
     t = totals[0]
     keys = frozenset(c.key for c in plan(spec, tasks))
     return SweepSummary(t.run_id, out, db or out, t.planned, t.skipped, t.done, keys)
@@ -209,13 +215,17 @@ def sweep(
     backends: dict[str, Backend] | None = None,
     retry_failed: bool = False,
     db: str | None = None,
+    cache: bool = False,
 ) -> SweepSummary:
     """Run every cell of `spec` not yet stored in `out` (resuming), and say what was done;
     `retry_failed` first drops the cells that ended in a backend error or a timeout, so they
     run again. `db` (postgresql://...) stores the results in that database instead of the run
-    directory's SQLite file. From inside a running event loop (a notebook), it runs on a
-    worker thread."""
-    call = sweep_async(spec, out, on_event, backends=backends, retry_failed=retry_failed, db=db)
+    directory's SQLite file. `cache` replays replies to requests made before (see
+    models/cache.py: keyed by the model's full identity). From inside a running event loop
+    (a notebook), it runs on a worker thread."""
+    call = sweep_async(
+        spec, out, on_event, backends=backends, retry_failed=retry_failed, db=db, cache=cache
+    )
     try:
         asyncio.get_running_loop()
     except RuntimeError:

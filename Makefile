@@ -47,7 +47,7 @@ $(VENV)/.core-installed: pyproject.toml $(WHEELS)/.built | $(BIN)/python
 
 $(VENV)/.dev-installed: pyproject.toml $(WHEELS)/.built | $(BIN)/python
 	$(PIP_INSTALL) --no-deps --force-reinstall $(WHEELS)/llama_cpp_python-*.whl
-	$(PIP_INSTALL) -e '.[dev,postgres]'
+	$(PIP_INSTALL) -e '.[dev,postgres,ray]'
 	touch $@ $(VENV)/.core-installed
 
 clean-venv:

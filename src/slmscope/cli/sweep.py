@@ -18,6 +18,7 @@ from slmscope.cli.app import (
 )
 from slmscope.cli.progress import SweepView
 from slmscope.cli.results import print_summary, write_report_of
+from slmscope.errors import ConfigError
 from slmscope.metering.energy import DEFAULT_CORE_W, DEFAULT_IDLE_W
 from slmscope.models import GenerationConfig
 from slmscope.models.catalog import DEFAULT_MODEL
@@ -36,12 +37,13 @@ def run_and_show(
     retry_failed: bool = False,
     db: str | None = None,
     cache: bool = False,
+    ray: str | None = None,
 ) -> SweepSummary:
     """The sweep with its progress shown, then the summary tables and the report (in the run
     directory, also when the results are in a database)."""
     view = SweepView()
     try:
-        summary = sweep(spec, out, view, retry_failed=retry_failed, db=db, cache=cache)
+        summary = sweep(spec, out, view, retry_failed=retry_failed, db=db, cache=cache, ray=ray)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     finally:
@@ -49,6 +51,13 @@ def run_and_show(
     print_summary(summary.results(), summary.steps())
     write_report_of([summary.source], out / "report.html")
     return summary
+
+
+def ray_of(executor: str, address: str) -> str | None:
+    """The Ray address to run on, or None to run in this process."""
+    if executor not in ("local", "ray"):
+        raise ConfigError(f"unknown executor {executor!r}; available: local, ray")
+    return address if executor == "ray" else None
 
 
 def _default_out(name: str) -> Path:
@@ -137,6 +146,12 @@ def run(
     cache: bool = typer.Option(
         False, help="Replay replies to requests made before to the same model (full identity)."
     ),
+    executor: str = typer.Option(
+        "local", help="'local' (this process) or 'ray' (each model a Ray task; extra ray)."
+    ),
+    ray_address: str = typer.Option(
+        "local", help="With --executor ray: 'local' starts Ray here; or 'auto', ray://HOST:10001."
+    ),
 ) -> None:
     """Run models x paradigms x task sets; every sample is stored as it finishes."""
     spec = RunSpec(
@@ -164,7 +179,14 @@ def run(
     )
     target = out or _default_out(time.strftime("%Y%m%d-%H%M%S"))
     with user_errors():
-        run_and_show(spec, target, retry_failed=retry_failed, db=db, cache=cache)
+        run_and_show(
+            spec,
+            target,
+            retry_failed=retry_failed,
+            db=db,
+            cache=cache,
+            ray=ray_of(executor, ray_address),
+        )
     say(f"results: {redacted(db) if db else target / 'results.sqlite'}")
 
 
@@ -228,6 +250,12 @@ def sweep_command(
     cache: bool = typer.Option(
         False, help="Replay replies to requests made before to the same model (full identity)."
     ),
+    executor: str = typer.Option(
+        "local", help="'local' (this process) or 'ray' (each model a Ray task; extra ray)."
+    ),
+    ray_address: str = typer.Option(
+        "local", help="With --executor ray: 'local' starts Ray here; or 'auto', ray://HOST:10001."
+    ),
 ) -> None:
     """Run a sweep spec: every model x paradigm x harness x dataset sample it names (one run
     per seed), each stored as it finishes."""
@@ -239,7 +267,14 @@ def sweep_command(
                 console.print(plan_table(estimate(run_spec, tasks, db or out), run_spec.seed))
             return
         for run_spec in spec.runs:
-            run_and_show(run_spec, out, retry_failed=retry_failed, db=db, cache=cache)
+            run_and_show(
+                run_spec,
+                out,
+                retry_failed=retry_failed,
+                db=db,
+                cache=cache,
+                ray=ray_of(executor, ray_address),
+            )
     say(f"results: {redacted(db) if db else out / 'results.sqlite'}")
 
 

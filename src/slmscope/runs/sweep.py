@@ -137,6 +137,7 @@ async def sweep_async(
     retry_failed: bool = False,
     db: str | None = None,
     cache: bool = False,
+    ray: str | None = None,
 ) -> SweepSummary:
     """`sweep`, for callers already inside an event loop."""
     emit: OnEvent = on_event or (lambda _event: None)
@@ -187,6 +188,7 @@ async def sweep_async(
                 backends=backends,
                 bad_rows=bad_rows,
                 cache=replies,
+                ray_address=ray,
             )
         except BackendError as err:
             err.add_note(f"{_done(totals)} samples of this run are saved in {out}; run it again")
@@ -216,15 +218,24 @@ def sweep(
     retry_failed: bool = False,
     db: str | None = None,
     cache: bool = False,
+    ray: str | None = None,
 ) -> SweepSummary:
     """Run every cell of `spec` not yet stored in `out` (resuming), and say what was done;
     `retry_failed` first drops the cells that ended in a backend error or a timeout, so they
     run again. `db` (postgresql://...) stores the results in that database instead of the run
     directory's SQLite file. `cache` replays replies to requests made before (see
-    models/cache.py: keyed by the model's full identity). From inside a running event loop
-    (a notebook), it runs on a worker thread."""
+    models/cache.py: keyed by the model's full identity). `ray` runs the models as Ray tasks
+    ("local": a Ray instance on this machine; or a cluster's address). From inside a running
+    event loop (a notebook), it runs on a worker thread."""
     call = sweep_async(
-        spec, out, on_event, backends=backends, retry_failed=retry_failed, db=db, cache=cache
+        spec,
+        out,
+        on_event,
+        backends=backends,
+        retry_failed=retry_failed,
+        db=db,
+        cache=cache,
+        ray=ray,
     )
     try:
         asyncio.get_running_loop()

@@ -137,3 +137,25 @@ def test_retry_failed_runs_again_only_backend_errors_and_timeouts(tmp_path: Path
     assert [e.count for e in events if isinstance(e, RetryingFailed)] == [2]
     assert again.done == 2 and len(healed.calls) == 2
     assert list(again.results()["outcome"]) == ["ok", "ok", "ok"]
+
+
+def test_single_fallback_reuses_the_single_and_base_cells_of_the_sweep(tmp_path: Path) -> None:
+    spec = RunSpec(
+        models=(SMOL,),
+        paradigms=("single+fallback", "base", "single"),  # the fallback first: still reused
+        tasks=("builtin:sentiment",),
+        limit=2,
+        harnesses=("strict",),
+    )
+    # Per sample: base answers; the agent never uses the protocol (5 turns), then fails.
+    script = (["negative"] + ["no tags, sorry"] * 5) * 2
+    backend = ScriptedBackend(script)
+    frame = sweep(spec, tmp_path / "run", backends={SMOL: backend}).results()
+    assert len(backend.calls) == 12  # nothing asked twice: the fallback ran no call of its own
+    rows = {(r.paradigm, r.sample_id): r for r in frame.itertuples()}
+    for sample in set(frame["sample_id"]):
+        fallback, base, single = (rows[p, sample] for p in ("single+fallback", "base", "single"))
+        assert fallback.agent_outcome == single.outcome == "no_final_answer"
+        assert fallback.final_answer == base.final_answer == "negative"
+        assert fallback.n_calls == single.n_calls + base.n_calls == 6  # both costs counted
+        assert fallback.total_tokens == single.total_tokens + base.total_tokens

@@ -19,10 +19,21 @@ class Fallback:
         self.base = Base()
 
     async def solve(self, task: Task, backend: Backend, gen: GenerationConfig) -> Trace:
-        first = await self.agent.solve(task, backend, gen)
+        return await self.finish(await self.agent.solve(task, backend, gen), task, backend, gen)
+
+    async def finish(
+        self,
+        first: Trace,
+        task: Task,
+        backend: Backend,
+        gen: GenerationConfig,
+        base: Trace | None = None,
+    ) -> Trace:
+        """The fallback given the agent's own trace (and the base paradigm's, when a sweep ran
+        it already on this sample: then nothing is asked of the model again)."""
         if first.outcome == "ok":
             return Trace(first.steps, first.final_answer, "ok", None, agent_outcome="ok")
-        second = await self.base.solve(task, backend, gen)
+        second = base or await self.base.solve(task, backend, gen)
         return Trace(
             first.steps + second.steps,
             second.final_answer,

@@ -35,6 +35,7 @@ from slmscope.paradigms import (
     ToolMode,
     get_paradigm,
 )
+from slmscope.paradigms.fallback import Fallback
 from slmscope.paradigms.multi_agent import load_roster
 from slmscope.paradigms.trace import Trace
 from slmscope.runs.records import Result, StepRecord
@@ -231,6 +232,41 @@ def paradigms_for(spec: RunSpec) -> dict[tuple[str, str], Paradigm]:
     }
 
 
+class Reuse:
+    """Traces of this sweep's cells, so that `single+fallback` reuses the `single` cell (and
+    the `base` cell) of the same sample instead of running them again."""
+
+    def __init__(self, cells: Sequence[Cell]) -> None:
+        self.cells = {(c.paradigm, c.harness, c.task.dataset, c.task.id) for c in cells}
+        self.traces: dict[tuple[str, str, str, str], asyncio.Future[tuple[Trace, float]]] = {}
+
+    def _future(self, key: tuple[str, str, str, str]) -> asyncio.Future[tuple[Trace, float]]:
+        return self.traces.setdefault(key, asyncio.get_running_loop().create_future())
+
+    def finished(self, cell: Cell, trace: Trace, wall: float) -> None:
+        future = self._future((cell.paradigm, cell.harness, cell.task.dataset, cell.task.id))
+        if not future.done():
+            future.set_result((trace, wall))
+
+    async def for_fallback(
+        self, cell: Cell, paradigm: Paradigm
+    ) -> tuple[Trace, Trace | None, float] | None:
+        """(agent trace, base trace or None, their time) when this sweep runs the agent cell
+        of this fallback cell; None otherwise (the fallback then runs on its own)."""
+        if not isinstance(paradigm, Fallback):
+            return None
+        sample = (cell.task.dataset, cell.task.id)
+        agent = (cell.paradigm.removesuffix("+fallback"), cell.harness, *sample)
+        if agent not in self.cells:
+            return None
+        first, spent = await self._future(agent)
+        base = ("base", "none", *sample)
+        if first.outcome == "ok" or base not in self.cells:
+            return first, None, spent
+        second, more = await self._future(base)
+        return first, second, spent + more
+
+
 def slots_of(spec: RunSpec, card: ModelCard) -> int:
     """Calls in flight at once: a served model's concurrency; the embedded backend's one."""
     return spec.concurrency if isinstance(card.source, ServedSource) else 1
@@ -263,14 +299,25 @@ async def run_model(
         cached = CachedBackend(metered, cache, info) if cache else None
         limited = LimitedBackend(cached or metered, slots)
 
+        done = Reuse(cells)
+
         async def one(cell: Cell) -> None:
             paradigm = paradigms[cell.paradigm, cell.harness]
             start = time.perf_counter()
-            trace = await paradigm.solve(cell.task, limited, spec.gen)
-            emit(
-                result_of(run_id, cell, trace, time.perf_counter() - start),
-                steps_of(run_id, cell, trace),
-            )
+            reused = await done.for_fallback(cell, paradigm)
+            if reused is None:
+                trace = await paradigm.solve(cell.task, limited, spec.gen)
+                wall = time.perf_counter() - start
+            else:  # the agent's (and base's) own cells of this sweep: their time, not a wait
+                first, base, spent = reused
+                assert isinstance(paradigm, Fallback)
+                start = time.perf_counter()
+                trace = await paradigm.finish(first, cell.task, limited, spec.gen, base)
+                wall = spent + (
+                    0.0 if base or first.outcome == "ok" else time.perf_counter() - start
+                )
+            done.finished(cell, trace, wall)
+            emit(result_of(run_id, cell, trace, wall), steps_of(run_id, cell, trace))
 
         try:
             # Twice as many samples as slots: while some run tools, the slots stay busy.

@@ -92,10 +92,12 @@ def plan(spec: RunSpec, tasks: list[Task]) -> list[Cell]:
     paradigms (and harnesses) take turns sample by sample, so that a machine slowing down
     mid-run weighs on every paradigm alike (their latencies stay comparable)."""
     tag = spec.settings_tag()
+    # A fallback comes after the paradigms it can reuse (its agent, base) on each sample.
+    paradigms = sorted(spec.paradigms, key=lambda name: name.endswith("+fallback"))
     return [
         Cell(model, paradigm, harness, task, cell_key(model, paradigm, harness, task, tag))
         for model in spec.models
         for task in tasks
-        for paradigm in spec.paradigms
+        for paradigm in paradigms
         for harness in harnesses_of(spec, paradigm)
     ]

@@ -40,5 +40,5 @@ def test_ray_local_runs_the_same_samples_as_in_process(tmp_path: Path, smol_path
     (run,) = store.runs()
     store.close()
     record = json.loads(run["models"])[SMOL]
-    assert record["backend"] == "llamacpp" and record["sha256"]
+    assert record["backend_kind"] == "llamacpp" and record["sha256"]
     assert run["status"] == "complete"

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from conftest import SMOL
 from slmscope.cli import app
+from slmscope.cli.app import console
 from slmscope.errors import ConfigError
 from slmscope.runs.spec_file import load_spec
 
@@ -79,8 +80,14 @@ def test_the_command_line_names_the_spec_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.model
-def test_sweep_runs_resumes_and_plans_a_spec_on_the_real_model(tmp_path: Path) -> None:
-    spec = write(tmp_path, SHORTEST.replace("[builtin]", "[builtin:sentiment]").replace("3", "2"))
+def test_sweep_runs_resumes_and_plans_a_spec_on_the_real_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(console, "width", 200)
+    spec = write(
+        tmp_path,
+        SHORTEST.replace("[builtin]", "[builtin:sentiment]").replace("samples: 3", "samples: 2"),
+    )
     out = tmp_path / "run"
     runner = CliRunner()
     first = runner.invoke(app, ["sweep", str(spec), "--out", str(out)])
@@ -93,4 +100,5 @@ def test_sweep_runs_resumes_and_plans_a_spec_on_the_real_model(tmp_path: Path) -
     assert planned.exit_code == 0, planned.output
     assert "builtin:sentiment" in planned.output
     row = next(line for line in planned.output.splitlines() if "builtin:sentiment" in line)
-    assert " 3 " in row and " 1 " in row and "min" in row  # 3 cells, 1 to do, estimated
+    cells = [c.strip() for c in row.split("│") if c.strip()]
+    assert cells[4:6] == ["3", "1"] and cells[-1].endswith(" s")  # 3 cells, 1 to do, estimated

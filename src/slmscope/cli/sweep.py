@@ -278,10 +278,15 @@ def sweep_command(
     say(f"results: {redacted(db) if db else out / 'results.sqlite'}")
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:,.0f} s" if seconds < 120 else f"{seconds / 60:,.1f} min"
+
+
 def plan_table(rows: list[PlanRow], seed: int) -> Table:
     table = Table(title=f"Plan (seed {seed})", caption="estimates from samples already stored")
     for column in ("model", "paradigm", "harness", "dataset", "cells", "to do", "tokens", "time"):
-        table.add_column(column, justify="right" if column in ("cells", "to do") else "left")
+        numeric = column in ("cells", "to do", "tokens")
+        table.add_column(column, justify="right" if numeric else "left", overflow="fold")
     for r in rows:
         table.add_row(
             r.model,
@@ -291,12 +296,10 @@ def plan_table(rows: list[PlanRow], seed: int) -> Table:
             str(r.cells),
             str(r.todo),
             f"{r.tokens:,.0f}" if r.tokens is not None else "?",
-            f"{r.seconds / 60:,.1f} min" if r.seconds is not None else f"? ({r.basis})",
+            _duration(r.seconds) if r.seconds is not None else f"? ({r.basis})",
         )
     known = [r for r in rows if r.seconds is not None]
     if known:
-        minutes = sum(r.seconds or 0 for r in known) / 60
-        table.caption = (
-            f"about {minutes:,.1f} min for the {sum(r.todo for r in known)} cells estimated"
-        )
+        total = _duration(sum(r.seconds or 0 for r in known))
+        table.caption = f"about {total} for the {sum(r.todo for r in known)} cells estimated"
     return table

@@ -71,11 +71,15 @@ def memory_after(meter: EnergyMeter) -> dict[str, Any]:
     return found
 
 
-def model_record(card: ModelCard, info: BackendInfo, meter: EnergyMeter) -> dict[str, Any]:
-    """What identifies the model in the run record: the catalog's card, what the backend says
-    of itself (file hash or server, versions, memory), and the energy meter used."""
+def model_record(
+    card: ModelCard, backend: str, info: BackendInfo, meter: EnergyMeter
+) -> dict[str, Any]:
+    """What identifies the model in the run record: the catalog's card, the backend (its name
+    and kind) and what it says of itself (file hash or server, versions, memory), and the
+    energy meter used."""
     return {
-        "backend": info.kind,
+        "backend": backend,
+        "backend_kind": info.kind,
         "quantization": card.quantization,
         "source": card.source.kind,
         "params_b": card.params_b,
@@ -292,7 +296,7 @@ async def run_model(
     try:
         info = await backend.describe()
         meter = meter_for(spec, info)
-        record = model_record(card, info, meter)
+        record = model_record(card, backend.name, info, meter)
         on_record(record)
         slots = slots_of(spec, card)
         metered: Backend = MeteredBackend(backend, meter)

@@ -64,6 +64,9 @@ def test_a_full_spec_with_seeds_makes_one_run_per_seed(tmp_path: Path) -> None:
         (SHORTEST + "budgets: {max_turns: 0}\n", ":5: budgets: expected whole numbers"),
         (SHORTEST + "paradigms: [\n", ":6: not valid YAML"),
         ("- just\n- a list\n", ":1: a spec is a mapping"),
+        (SHORTEST + "samples: 4\n", ":5: samples: given twice"),
+        (SHORTEST + "energy: solar\n", ":5: energy: expected auto or nvml"),
+        (SHORTEST + "seeds: !!python/name:os.system\n", ":5: seeds: not a plain value"),
     ],
 )
 def test_spec_errors_point_at_the_line(tmp_path: Path, text: str, says: str) -> None:

@@ -137,3 +137,34 @@ def test_a_bad_database_is_a_clear_error() -> None:
     with pytest.raises(StoreError, match=r"postgresql://who:\*\*\*@127\.0\.0\.1:1/nothing"):
         PostgresStore(url)
     assert "secret" not in redacted(url)
+
+
+def test_only_runs_of_dead_processes_here_are_abandoned(target: tuple[str, Opener]) -> None:
+    """On a shared database a colleague's live run stays `running`."""
+    import socket
+    import subprocess
+
+    _, open_store = target
+    store = open_store()
+    alive = subprocess.Popen(["sleep", "30"])
+    here = socket.gethostname()
+    machines = {
+        "live-here": {"host": here, "pid": alive.pid},
+        "elsewhere": {"host": "another-host", "pid": 1},
+        "dead-here": {"host": here, "pid": 2**22 + 7},  # above any pid this kernel hands out
+        "old": {},  # recorded before host and pid were kept
+    }
+    try:
+        for run_id, machine in machines.items():
+            store.start_run(run_id, "t", spec={}, versions={}, machine=machine, models={})
+        assert store.abandon_runs("later") == 2
+        statuses = {r["run_id"]: r["status"] for r in store.runs()}
+    finally:
+        alive.kill()
+        store.close()
+    assert statuses == {
+        "live-here": "running",
+        "elsewhere": "running",
+        "dead-here": "abandoned",
+        "old": "abandoned",
+    }

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from slmscope.home import home_dir
-from slmscope.metering.energy import EnergyReading
+from slmscope.metering.energy import UNAVAILABLE, EnergyReading
 from slmscope.metering.usage import Timings, Usage
 from slmscope.models.base import (
     Backend,
@@ -41,12 +41,25 @@ def cache_path() -> Path:
     return home_dir() / "cache" / "responses.sqlite"
 
 
+VOLATILE = frozenset({"created", "timestamp", "uptime"})  # what servers stamp with the time
+
+
+def _stable(value: Any) -> Any:
+    """The identity without the fields a server stamps with the current time (vLLM's and
+    llama-server's /v1/models say when they were asked): they would change every key."""
+    if isinstance(value, dict):
+        return {k: _stable(v) for k, v in value.items() if k not in VOLATILE}
+    if isinstance(value, list):
+        return [_stable(v) for v in value]
+    return value
+
+
 def request_key(info: BackendInfo, messages: Sequence[Message], gen: GenerationConfig) -> str:
     """The hash of everything that decides the reply (see the module docstring)."""
     request = {
         "v": KEY_VERSION,
         "backend": info.kind,
-        "identity": info.identity,
+        "identity": _stable(info.identity),
         "gen": {
             **gen.sampling(),
             "stop": list(gen.stop),
@@ -107,8 +120,11 @@ class CachedBackend:
     """Answers from the cache when it holds this exact request, else asks `inner` (metered
     inside, so a stored reply carries its measured energy) and stores the reply."""
 
-    def __init__(self, inner: Backend, cache: ResponseCache, info: BackendInfo) -> None:
+    def __init__(
+        self, inner: Backend, cache: ResponseCache, info: BackendInfo, energy_method: str
+    ) -> None:
         self.inner, self.cache, self.info = inner, cache, info
+        self.energy_method = energy_method  # this run's meter: a hit measured otherwise has none
         self.name = inner.name
         self.hits = self.misses = 0
 
@@ -117,6 +133,8 @@ class CachedBackend:
         found = self.cache.get(key)
         if found is not None:
             self.hits += 1
+            if found.energy.method != self.energy_method:  # not comparable with this run's
+                found = dataclasses.replace(found, energy=UNAVAILABLE)
             return found
         self.misses += 1
         reply = await self.inner.chat(messages, gen)

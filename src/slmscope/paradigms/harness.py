@@ -129,7 +129,7 @@ COPY_MESSAGE = (
 def repeat_message(result: str | None) -> str:
     """The repair of an action the agent already ran: its result again, and a call to answer
     (under `constrained` the next turn's grammar admits only the final answer)."""
-    got = f"It returned: {result}" if result is not None else "It did not give a result."
+    got = f"It returned: {result}" if result is not None else "Its result (an error) is above."
     return (
         f"You already ran exactly this action. {got} Do not run it again: give your final "
         "answer now, in <final_answer></final_answer>."

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import os
 import platform
+import socket
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from importlib import metadata
 from typing import Any
 
 from slmscope import __version__
+from slmscope.errors import ConfigError
 from slmscope.metering.machine import fingerprint
 from slmscope.models import Backend, ModelCard, ServedSource, open_backend
 from slmscope.models.base import NATIVE_TOOLS_HINT, Constraint, GenerationConfig, ToolsUnsupported
@@ -99,8 +102,9 @@ async def execute(
     done = store.done_keys()
     todo = [c for c in cells if c.key not in done]
     totals = RunTotals(run_id=run_id, planned=len(cells), skipped=len(cells) - len(todo))
+    here = {**fingerprint(), "host": socket.gethostname(), "pid": os.getpid()}
     store.start_run(
-        run_id, now(), spec=spec.to_dict(), versions=versions(), machine=fingerprint(), models={}
+        run_id, now(), spec=spec.to_dict(), versions=versions(), machine=here, models={}
     )
     store.write_bad_rows(run_id, [dataclasses.asdict(b) for b in bad_rows])
     if on_start:
@@ -110,7 +114,8 @@ async def execute(
     by_model = {m: mine for m, mine in by_model.items() if mine}
 
     def emit(result: Result, steps: list[StepRecord]) -> None:
-        store.write_sample(result, steps)
+        if not store.write_sample(result, steps):
+            return  # another writer stored this cell meanwhile (a shared database)
         totals.done += 1
         if on_sample:
             on_sample(result)
@@ -123,6 +128,9 @@ async def execute(
     try:
         if ray_address is not None:
             from slmscope.runs.ray_executor import run_on_ray
+
+            if cache is not None:
+                raise ConfigError("the response cache runs in process: drop --cache with Ray")
 
             await run_on_ray(spec, cards, by_model, run_id, emit, on_record, ray_address)
         for model_id, mine in ({} if ray_address is not None else by_model).items():

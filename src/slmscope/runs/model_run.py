@@ -97,7 +97,10 @@ def result_of(run_id: str, cell: Cell, trace: Trace, wall_s: float) -> Result:
     prompt = sum(u.prompt_tokens for u in calls)
     completion = sum(u.completion_tokens for u in calls)
     readings = [s.energy for s in trace.steps if s.energy is not None]
-    energy = EnergyReading.total(readings) if readings else UNAVAILABLE
+    try:
+        energy = EnergyReading.total(readings) if readings else UNAVAILABLE
+    except ValueError:  # calls metered by different methods cannot be added up
+        energy = UNAVAILABLE
     queued = sum(s.timings.queue_s for s in trace.steps if s.timings)
     # A replayed call took no time now; the sample keeps the time that call took when made.
     replayed = sum(s.timings.latency_s for s in trace.steps if s.timings and s.cache_hit)
@@ -241,14 +244,25 @@ class Reuse:
     the `base` cell) of the same sample instead of running them again."""
 
     def __init__(self, cells: Sequence[Cell]) -> None:
-        self.cells = {(c.paradigm, c.harness, c.task.dataset, c.task.id) for c in cells}
+        # Only traces a later fallback cell will read are kept (cells are taken in order, so
+        # one that comes earlier is running or done when the fallback waits for it).
+        where = {_key(c): n for n, c in enumerate(cells)}
+        self.needed: set[tuple[str, str, str, str]] = set()
+        for n, cell in enumerate(cells):
+            if cell.paradigm.endswith("+fallback"):
+                agent, base = _sources(cell)
+                for key in (agent, base):
+                    if where.get(key, n) < n:
+                        self.needed.add(key)
         self.traces: dict[tuple[str, str, str, str], asyncio.Future[tuple[Trace, float]]] = {}
 
     def _future(self, key: tuple[str, str, str, str]) -> asyncio.Future[tuple[Trace, float]]:
         return self.traces.setdefault(key, asyncio.get_running_loop().create_future())
 
     def finished(self, cell: Cell, trace: Trace, wall: float) -> None:
-        future = self._future((cell.paradigm, cell.harness, cell.task.dataset, cell.task.id))
+        if _key(cell) not in self.needed:
+            return
+        future = self._future(_key(cell))
         if not future.done():
             future.set_result((trace, wall))
 
@@ -259,16 +273,28 @@ class Reuse:
         of this fallback cell; None otherwise (the fallback then runs on its own)."""
         if not isinstance(paradigm, Fallback):
             return None
-        sample = (cell.task.dataset, cell.task.id)
-        agent = (cell.paradigm.removesuffix("+fallback"), cell.harness, *sample)
-        if agent not in self.cells:
+        agent, base = _sources(cell)
+        if agent not in self.needed:
             return None
         first, spent = await self._future(agent)
-        base = ("base", "none", *sample)
-        if first.outcome == "ok" or base not in self.cells:
+        if first.outcome == "ok" or base not in self.needed:
             return first, None, spent
         second, more = await self._future(base)
         return first, second, spent + more
+
+
+def _key(cell: Cell) -> tuple[str, str, str, str]:
+    return (cell.paradigm, cell.harness, cell.task.dataset, cell.task.id)
+
+
+def _sources(cell: Cell) -> tuple[tuple[str, str, str, str], tuple[str, str, str, str]]:
+    """The agent cell and the base cell a fallback cell can reuse."""
+    sample = (cell.task.dataset, cell.task.id)
+    return (cell.paradigm.removesuffix("+fallback"), cell.harness, *sample), (
+        "base",
+        "none",
+        *sample,
+    )
 
 
 def slots_of(spec: RunSpec, card: ModelCard) -> int:
@@ -300,7 +326,7 @@ async def run_model(
         on_record(record)
         slots = slots_of(spec, card)
         metered: Backend = MeteredBackend(backend, meter)
-        cached = CachedBackend(metered, cache, info) if cache else None
+        cached = CachedBackend(metered, cache, info, meter.method) if cache else None
         limited = LimitedBackend(cached or metered, slots)
 
         done = Reuse(cells)

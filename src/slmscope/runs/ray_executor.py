@@ -96,8 +96,16 @@ async def run_on_ray(
         loop.call_soon_threadsafe(arrived.put_nowait, (model, item))
 
     def drain() -> None:
-        """Driver side: take each model's items as they come (off the event loop)."""
+        """Driver side: take each model's items as they come (off the event loop). Whatever
+        happens, every stream ends with a marker or an error, so the driver never waits on."""
         pending: list[Any] = list(streams)
+        try:
+            _drain(pending)
+        except Exception as err:  # a worker that died, an object lost: the run fails with it
+            for stream in pending:
+                send(streams[stream], err)
+
+    def _drain(pending: list[Any]) -> None:
         while pending:
             ready, rest = cast(tuple[list[Any], list[Any]], ray.wait(pending, num_returns=1))
             pending = rest
@@ -110,6 +118,9 @@ async def run_on_ray(
                     continue
                 except ray.exceptions.RayTaskError as err:
                     send(model, err.cause if isinstance(err.cause, BaseException) else err)
+                    continue
+                except Exception as err:  # the worker crashed, ran out of memory...
+                    send(model, err)
                     continue
                 send(model, item)
                 pending.append(stream)
@@ -130,8 +141,8 @@ async def run_on_ray(
                 emit(result, steps)
         await drainer
     finally:
-        for stream in streams:
+        for stream in streams:  # a task still running stops, its worker process with it
             with contextlib.suppress(Exception):  # a finished task cannot be cancelled: fine
-                ray.cancel(stream)
+                ray.cancel(stream, force=True)
         if started_here:
             ray.shutdown()

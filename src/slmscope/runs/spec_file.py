@@ -7,7 +7,8 @@
 
 is a complete spec (the study's defaults fill the rest: temperature 0, top_p 0.9, 5 turns).
 A model is a catalog id, a .gguf path, `hf:OWNER/REPO/FILE.gguf`, or a served model:
-`{name: NAME, base_url: http://host:port/v1, concurrency: 4}` (requests in flight to it).
+`{name: NAME, base_url: http://host:port/v1, concurrency: 4}`: the models of one spec share
+one endpoint, and `concurrency` (the largest given) is the requests in flight to it.
 Several `seeds` make one run per seed, in the same run directory.
 """
 
@@ -22,6 +23,7 @@ from typing import Any
 import yaml
 
 from slmscope.errors import ConfigError
+from slmscope.metering.energy import METER_CHOICES
 from slmscope.models import UnknownModel, resolve
 from slmscope.models.base import GenerationConfig
 from slmscope.paradigms import HARNESSES, PARADIGM_NAMES, TOOL_MODES
@@ -67,7 +69,14 @@ class _Reader:
         for key, value in node.value:
             name = key.value if isinstance(key, yaml.ScalarNode) else str(key.value)
             self.lines[name] = key.start_mark.line + 1
-            self.values[name] = yaml.safe_load(yaml.serialize(value))
+            if name in self.values:
+                raise self.fail(name, "given twice")
+            try:
+                self.values[name] = yaml.safe_load(yaml.serialize(value))
+            except yaml.YAMLError as err:  # a tag PyYAML will not build, say
+                raise self.fail(
+                    name, f"not a plain value ({getattr(err, 'problem', err)})"
+                ) from err
             if isinstance(value, yaml.SequenceNode):
                 self.items[name] = [item.start_mark.line + 1 for item in value.value]
 
@@ -120,6 +129,10 @@ def _is_str(value: Any) -> bool:
 
 def _is_bool(value: Any) -> bool:
     return isinstance(value, bool)
+
+
+def _is_meter(value: Any) -> bool:
+    return value in METER_CHOICES
 
 
 def _is_mode(value: Any) -> bool:
@@ -228,7 +241,7 @@ def load_spec(path: Path) -> SpecFile:
         roster=_relative(path, reader.get("roster", _is_str, "a file", None)),
         skip_bad_rows=reader.get("skip_bad_rows", _is_bool, "true or false", False),
         stream=reader.get("stream", _is_bool, "true or false", True),
-        energy=reader.get("energy", _is_str, "a meter name", "auto"),
+        energy=reader.get("energy", _is_meter, " or ".join(METER_CHOICES), "auto"),
         max_turns=_checked(reader, "budgets", budgets.get("max_turns", 5)),
         token_budget=_checked(reader, "budgets", budgets.get("token_budget", 16_000)),
         n_ctx=_checked(reader, "budgets", budgets.get("context_window", 4096)),

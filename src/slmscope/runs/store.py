@@ -9,6 +9,8 @@ the sample finishes, so an interrupted sweep loses nothing done.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -41,12 +43,13 @@ class Dialect:
 SQLITE = Dialect(param="?", real="REAL", identity="INTEGER PRIMARY KEY")
 
 
-def schema(d: Dialect) -> list[str]:
-    """Every CREATE statement, in order (the records' tables from their fields)."""
+def schema(d: Dialect) -> dict[str, list[str]]:
+    """The CREATE statements of each table (the records' tables from their fields)."""
     results = ",\n    ".join(c.definition(d.real) for c in columns(Result))
     steps = ",\n    ".join(c.definition(d.real) for c in columns(StepRecord))
-    return [
-        """CREATE TABLE IF NOT EXISTS runs (
+    return {
+        "runs": [
+            """CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     started_at TEXT NOT NULL,
     finished_at TEXT,
@@ -55,21 +58,28 @@ def schema(d: Dialect) -> list[str]:
     versions TEXT NOT NULL,
     machine TEXT NOT NULL,
     models TEXT NOT NULL
-)""",
-        f"CREATE TABLE IF NOT EXISTS results (\n    id {d.identity},\n    {results},\n"
-        "    UNIQUE (cell_key)\n)",
-        "CREATE INDEX IF NOT EXISTS results_by_cell ON results(model, paradigm, dataset)",
-        f"CREATE TABLE IF NOT EXISTS steps (\n    id {d.identity},\n    {steps}\n)",
-        "CREATE INDEX IF NOT EXISTS steps_by_cell ON steps(cell_key)",
-        f"""CREATE TABLE IF NOT EXISTS bad_rows (
+)"""
+        ],
+        "results": [
+            f"CREATE TABLE IF NOT EXISTS results (\n    id {d.identity},\n    {results},\n"
+            "    UNIQUE (cell_key)\n)",
+            "CREATE INDEX IF NOT EXISTS results_by_cell ON results(model, paradigm, dataset)",
+        ],
+        "steps": [
+            f"CREATE TABLE IF NOT EXISTS steps (\n    id {d.identity},\n    {steps}\n)",
+            "CREATE INDEX IF NOT EXISTS steps_by_cell ON steps(cell_key)",
+        ],
+        "bad_rows": [
+            f"""CREATE TABLE IF NOT EXISTS bad_rows (
     id {d.identity},
     run_id TEXT NOT NULL,
     source TEXT NOT NULL,
     line INTEGER NOT NULL,
     field TEXT NOT NULL,
     message TEXT NOT NULL
-)""",
-    ]
+)"""
+        ],
+    }
 
 
 def migrations(have: Mapping[str, set[str]], d: Dialect) -> list[str]:
@@ -77,6 +87,8 @@ def migrations(have: Mapping[str, set[str]], d: Dialect) -> list[str]:
     each added with its default, then the values that default cannot say."""
     found = []
     for table, record in (("results", Result), ("steps", StepRecord)):
+        if table not in have:  # created just now, with every column
+            continue
         for column in columns(record):
             if column.name not in have[table]:
                 found.append(
@@ -99,12 +111,20 @@ class SqlStore:
     name: str  # names the store in errors and reports: a file, or a database URL without secrets
 
     def _setup(self) -> None:
-        with self._transaction():
-            for statement in schema(self.dialect):
-                self._execute(statement)
-            have = {t: self._columns(t) for t in ("results", "steps")}
-            for statement in migrations(have, self.dialect):
-                self._execute(statement)
+        """Create what is missing, add the columns an older store lacks; a store that is up
+        to date gets no DDL at all (a reader may lack the right to create)."""
+        have = {table: self._columns(table) for table in schema(self.dialect)}
+        statements = [
+            statement
+            for table, creates in schema(self.dialect).items()
+            if not have[table]
+            for statement in creates
+        ]
+        statements += migrations({t: c for t, c in have.items() if c}, self.dialect)
+        if statements:
+            with self._transaction():
+                for statement in statements:
+                    self._execute(statement)
 
     def _transaction(self) -> AbstractContextManager[Any]:
         raise NotImplementedError
@@ -173,10 +193,15 @@ class SqlStore:
 
     def abandon_runs(self, finished_at: str) -> int:
         """Mark the runs a killed process left `running` as `abandoned`; how many there were.
-        (Called by the next invocation on the store, before it starts its own run.)"""
-        stale = self._read("SELECT run_id FROM runs WHERE status = 'running'")
-        for row in stale:
-            self.finish_run(row["run_id"], finished_at, "abandoned")
+        Only runs of this host whose process is gone: on a shared database, a colleague's
+        live run (another host, or a live process here) is left alone."""
+        stale = [
+            row["run_id"]
+            for row in self._read("SELECT run_id, machine FROM runs WHERE status = 'running'")
+            if _dead_here(row["machine"])
+        ]
+        for run_id in stale:
+            self.finish_run(run_id, finished_at, "abandoned")
         return len(stale)
 
     def write_bad_rows(self, run_id: str, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -271,6 +296,27 @@ class Store(SqlStore):
 
     def _columns(self, table: str) -> set[str]:
         return {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+
+
+def _dead_here(machine: str) -> bool:
+    """Whether a run recorded with this machine record ran here in a process now gone (runs
+    recorded before host and pid were kept count as gone)."""
+    try:
+        record = json.loads(machine)
+    except ValueError:
+        return True
+    host, pid = record.get("host"), record.get("pid")
+    if host is None or pid is None:
+        return True
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return int(pid) == os.getpid()  # this very process starts afresh: its old run is over
 
 
 def _insert(table: str, names: Sequence[str], d: Dialect) -> str:

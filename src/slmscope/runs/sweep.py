@@ -54,7 +54,7 @@ from slmscope.tasks.record import Task
 from slmscope.tools.isolation import availability
 
 OnEvent = Callable[[Event], None]
-RETRIED = ("backend_error", "timeout")  # outcomes that say nothing of the model: run again
+RETRIED = {"backend_error", "timeout"}  # outcomes that say nothing of the model: run again
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,9 @@ async def sweep_async(
         if retry_failed:
             mine = {c.key for c in plan(spec, tasks)}
             failed = [
-                r.cell_key for r in store.results() if r.cell_key in mine and r.outcome in RETRIED
+                r.cell_key
+                for r in store.results()
+                if r.cell_key in mine and RETRIED & {r.outcome, r.agent_outcome}
             ]
             store.forget(failed)
             emit(RetryingFailed(len(failed)))

@@ -21,7 +21,7 @@ from slmscope.runs.spec import RunSpec
 from slmscope.tasks.builtin import SUITE
 from slmscope.tools import isolation as isolation_module
 from slmscope.tools.base import Tool, ToolError
-from slmscope.tools.calculator import Calculator, evaluate
+from slmscope.tools.calculator import FUNCTIONS, Calculator, evaluate
 from slmscope.tools.isolation import availability
 from slmscope.tools.knowledge import KnowledgeSearch
 from slmscope.tools.lookup import Lookup
@@ -64,6 +64,9 @@ def test_calculator_values(expression: str, value: float) -> None:
         ("[1, 2]", "not allowed"),
         ("'a' * 3", "not allowed"),
         ("10.0 ** 99 * 10.0 ** 99", "bounds"),
+        ("growth(5)", "growth: "),  # SmolLM2 wrote this; it once crashed a whole sweep
+        ("cagr(1, 2)", "cagr: "),
+        ("ratio(1, 2, 3)", "ratio: "),
     ],
 )
 def test_calculator_refuses(expression: str, message: str) -> None:
@@ -76,6 +79,14 @@ def test_calculator_refuses(expression: str, message: str) -> None:
 def test_calculator_never_raises_anything_but_tool_error(text: str) -> None:
     with contextlib.suppress(ToolError):
         evaluate(text)
+
+
+@given(st.sampled_from(sorted(FUNCTIONS)), st.integers(0, 5), st.floats(-1e6, 1e6))
+def test_any_function_with_any_number_of_arguments_is_a_value_or_a_tool_error(
+    name: str, count: int, value: float
+) -> None:
+    with contextlib.suppress(ToolError):
+        evaluate(f"{name}({', '.join([repr(value)] * count)})")
 
 
 def test_tools_follow_the_protocol() -> None:

@@ -120,7 +120,11 @@ def _eval(node: ast.expr) -> Any:
         fn = FUNCTIONS.get(node.func.id)
         if fn is None:
             raise ToolError(f"unknown function {node.func.id!r}; allowed: {', '.join(FUNCTIONS)}")
-        return fn(*(_eval(a) for a in node.args))
+        args = [_eval(a) for a in node.args]
+        try:
+            return fn(*args)
+        except TypeError as err:  # growth(5): a call with the wrong number of arguments
+            raise ToolError(f"{node.func.id}: {err}") from None
     if isinstance(node, ast.Name):
         raise ToolError(f"names are not allowed ({node.id!r}); use numbers")
     raise ToolError(f"{type(node).__name__} is not allowed in an arithmetic expression")

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,44 +57,52 @@ def tool_server(smol_path: Path, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 def serve(model: Path, tmp_path_factory: pytest.TempPathFactory, *extra: str) -> Iterator[str]:
+    """llama-cpp-python's server on the model (one request at a time)."""
+
+    def argv(port: int) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model),
+            "--model_alias",
+            SMOL,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+            "--n_threads",
+            str(os.cpu_count() or 2),
+            *extra,
+        ]
+
+    yield from run_server(argv, tmp_path_factory, "llama_cpp.server")
+
+
+def run_server(
+    argv: Callable[[int], list[str]], tmp_path_factory: pytest.TempPathFactory, name: str
+) -> Iterator[str]:
+    """Start a server on a free port, wait until it answers /v1/models, stop it after."""
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "llama_cpp.server",
-                "--model",
-                str(model),
-                "--model_alias",
-                SMOL,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--n_ctx",
-                "2048",
-                "--n_threads",
-                str(os.cpu_count() or 2),
-                *extra,
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        proc = subprocess.Popen(argv(port), stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 120
     try:
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited: {log.read_text()[-2000:]}")
+                pytest.fail(f"{name} exited: {log.read_text()[-2000:]}")
             try:
                 if httpx.get(f"{base}/models", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"llama_cpp.server did not start: {log.read_text()[-2000:]}")
+                pytest.fail(f"{name} did not start: {log.read_text()[-2000:]}")
             time.sleep(0.5)
         yield base
     finally:
@@ -175,3 +183,36 @@ def postgres_url(postgres_server: str) -> str:
     from postgres import fresh_database
 
     return fresh_database(postgres_server)
+
+
+@pytest.fixture(scope="session")
+def llama_server_bin() -> Path:
+    """llama.cpp's own llama-server, built once per machine by scripts/build-llama-server
+    (cached under the slmscope cache directory)."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "build-llama-server"
+    done = subprocess.run(
+        [str(script)],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        env={**os.environ, "PYTHON": sys.executable},
+    )
+    if done.returncode != 0:
+        pytest.fail(f"building llama-server failed: {done.stderr[-3000:]}")
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def parallel_server(
+    smol_path: Path, llama_server_bin: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """llama-server with 4 parallel slots on SmolLM2 (2,048 tokens of context each)."""
+
+    def argv(port: int) -> list[str]:
+        return [
+            str(llama_server_bin), "-m", str(smol_path), "--alias", SMOL, "--host", "127.0.0.1",
+            "--port", str(port), "-c", "8192", "--parallel", "4",
+            "-t", str(os.cpu_count() or 2), "--no-webui",
+        ]  # fmt: skip
+
+    yield from run_server(argv, tmp_path_factory, "llama-server")

@@ -225,3 +225,29 @@ def test_kill_9_mid_sweep_loses_only_cells_in_flight(tmp_path: Path) -> None:
     statuses = [r["status"] for r in store.runs()]
     store.close()
     assert statuses == ["abandoned"] * 3 + ["complete"]
+
+
+@pytest.mark.model
+def test_concurrency_against_the_real_llama_server(parallel_server: str, tmp_path: Path) -> None:
+    """llama.cpp's llama-server with 4 slots: 4 requests in flight, every sample answered."""
+    from conftest import SMOL
+    from slmscope.models.base import GenerationConfig
+
+    spec = RunSpec(
+        models=(SMOL,),
+        paradigms=("base",),
+        tasks=("builtin:sentiment", "builtin:headlines"),
+        limit=4,
+        base_url=parallel_server,
+        concurrency=4,
+        gen=GenerationConfig(max_tokens=24),
+    )
+    frame = sweep(spec, tmp_path / "c4").results()
+    assert len(frame) == 8 and set(frame["outcome"]) <= {"ok", "no_final_answer"}
+    assert (frame["completion_tokens"] > 0).all()
+    store = Store.open(tmp_path / "c4")
+    (run,) = store.runs()
+    store.close()
+    record = json.loads(run["models"])[SMOL]
+    assert record["concurrency"] == {"slots": 4, "peak": 4}
+    assert record["backend_kind"] == "openai" and record["server"]  # llama-server's own account

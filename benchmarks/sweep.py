@@ -1,0 +1,163 @@
+"""Sweep figures, each a ratio measured side by side in this one run (these machines are noisy).
+
+1. Throughput at concurrency 1, 2, 4 and 8 against llama.cpp's `llama-server --parallel 4`
+   (built by scripts/build-llama-server), the same model and samples (base paradigm).
+2. The same prompts through Inspect (`inspect_ai.eval`, max_connections 4) against the same
+   server: samples/s of each at equal concurrency (both timed end to end, start-up included).
+3. Resume overhead: running the finished sweep again (every cell skipped) against running it.
+4. Cache: the same sweep into a new directory with `cache=True`, second time against first.
+5. Ray: the same sweep with `ray="local"` (Ray's start-up included) against in process.
+6. The size of the command line before (cli.py at 4bf97fe) and after (the cli/ package).
+
+    python benchmarks/sweep.py [--samples 24] [--model smollm2-135m-instruct]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from slmscope.models.base import GenerationConfig
+from slmscope.models.catalog import resolve
+from slmscope.models.pull import pull
+from slmscope.paradigms.prompts import base_messages
+from slmscope.runs import RunSpec, sweep
+from slmscope.tasks import load_tasks
+
+ROOT = Path(__file__).resolve().parents[1]
+TASKS = ("builtin:sentiment", "builtin:headlines", "builtin:stock_movement")
+
+
+def timed(call: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+@contextmanager
+def llama_server(model: Path, alias: str, slots: int) -> Iterator[str]:
+    binary = subprocess.run(
+        [str(ROOT / "scripts" / "build-llama-server")], check=True, capture_output=True, text=True
+    ).stdout.split()[-1]
+    port = 18000 + os.getpid() % 1000
+    proc = subprocess.Popen(
+        [binary, "-m", str(model), "--alias", alias, "--host", "127.0.0.1", "--port", str(port),
+         "-c", str(2048 * slots), "--parallel", str(slots), "-t", str(os.cpu_count() or 2)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        for _ in range(240):
+            try:
+                if httpx.get(f"{base}/models", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def spec_for(model: str, samples: int, **changes: object) -> RunSpec:
+    per_set = max(1, samples // len(TASKS))
+    gen = GenerationConfig(max_tokens=48)
+    return RunSpec(models=(model,), paradigms=("base",), tasks=TASKS, limit=per_set, gen=gen,
+                   **changes)  # type: ignore[arg-type]  # fmt: skip
+
+
+def inspect_rate(base_url: str, model: str, samples: int, connections: int) -> float | None:
+    """Samples/s of Inspect on the very prompts slmscope's base paradigm sends."""
+    try:
+        from inspect_ai import Task
+        from inspect_ai import eval as inspect_eval
+        from inspect_ai.dataset import Sample
+        from inspect_ai.model import ChatMessageSystem, ChatMessageUser
+        from inspect_ai.solver import generate
+    except ImportError:
+        print("inspect: not installed (pip install inspect-ai); left out")
+        return None
+    tasks = [t for ref in TASKS for t in load_tasks(ref, limit=max(1, samples // len(TASKS))).tasks]
+    dataset = []
+    for task in tasks:
+        messages = base_messages(task)  # what slmscope's base paradigm sends
+        dataset.append(Sample(input=[
+            ChatMessageSystem(content=m["content"]) if m["role"] == "system"
+            else ChatMessageUser(content=m["content"]) for m in messages
+        ]))  # fmt: skip
+    os.environ.setdefault("OPENAI_API_KEY", "none")
+    logs = Path(tempfile.mkdtemp(prefix="inspect-logs-"))
+    start = time.perf_counter()
+    inspect_eval(
+        Task(dataset=dataset, solver=generate()),
+        model=f"openai/{model}",
+        model_base_url=base_url,
+        max_connections=connections,
+        max_tokens=48,
+        temperature=0.0,
+        display="none",
+        log_dir=str(logs),
+    )
+    spent = time.perf_counter() - start
+    shutil.rmtree(logs, ignore_errors=True)
+    return len(dataset) / spent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--samples", type=int, default=24)
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    args = parser.parse_args()
+    card = resolve(args.model)
+    path = pull(card)
+    work = Path(tempfile.mkdtemp(prefix="slmscope-bench-"))
+    n = max(1, args.samples // len(TASKS)) * len(TASKS)
+    print(f"model {args.model}, {n} samples (base paradigm, 48 new tokens), {os.cpu_count()} cores")
+
+    with llama_server(path, args.model, slots=4) as url:
+        rates = {}
+        for c in (1, 2, 4, 8):
+            spec = spec_for(args.model, args.samples, base_url=url, concurrency=c)
+            rates[c] = n / timed(lambda spec=spec, c=c: sweep(spec, work / f"c{c}"))
+            print(f"slmscope concurrency {c}: {rates[c]:.2f} samples/s "
+                  f"({rates[c] / rates[1]:.2f}x concurrency 1)")  # fmt: skip
+        theirs = inspect_rate(url, args.model, args.samples, 4)
+        if theirs is not None:
+            print(f"inspect max_connections 4: {theirs:.2f} samples/s; "
+                  f"slmscope/inspect at 4: {rates[4] / theirs:.2f}x")  # fmt: skip
+
+    embedded = spec_for(args.model, args.samples)
+    first = timed(lambda: sweep(embedded, work / "e"))
+    again = timed(lambda: sweep(embedded, work / "e"))
+    print(f"resume of a finished sweep: {again:.2f} s against {first:.2f} s "
+          f"({again / first:.3f}x)")  # fmt: skip
+    cold = timed(lambda: sweep(embedded, work / "k1", cache=True))
+    warm = timed(lambda: sweep(embedded, work / "k2", cache=True))
+    print(f"cache: repeated sweep {warm:.2f} s against {cold:.2f} s ({cold / warm:.1f}x faster)")
+    in_process = timed(lambda: sweep(embedded, work / "p"))
+    on_ray = timed(lambda: sweep(embedded, work / "r", ray="local"))
+    print(f"ray local: {on_ray:.2f} s against in process {in_process:.2f} s "
+          f"({on_ray / in_process:.2f}x, Ray start-up included)")  # fmt: skip
+
+    before = subprocess.run(["git", "-C", str(ROOT), "show", "4bf97fe:src/slmscope/cli.py"],
+                            capture_output=True, text=True).stdout.count("\n")  # fmt: skip
+    files = sorted((ROOT / "src" / "slmscope" / "cli").glob("*.py"))
+    sizes = {f.name: f.read_text().count("\n") for f in files}
+    print(f"command line: cli.py {before} lines before; after, {sum(sizes.values())} lines in "
+          f"{len(files)} files, the largest {max(sizes.values())} ({max(sizes, key=sizes.get)})")  # type: ignore[arg-type]  # fmt: skip
+    shutil.rmtree(work, ignore_errors=True)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

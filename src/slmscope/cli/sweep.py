@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -51,6 +52,27 @@ def run_and_show(
     print_summary(summary.results(), summary.steps())
     write_report_of([summary.source], out / "report.html")
     return summary
+
+
+# How a sweep is carried out (not what it measures): shared by `run` and `sweep`.
+RetryFailed = Annotated[
+    bool, typer.Option(help="Run again the samples that ended in a backend error or a timeout.")
+]
+Database = Annotated[
+    str | None,
+    typer.Option(help="Store results in this PostgreSQL database (postgresql://...) instead."),
+]
+Cache = Annotated[
+    bool,
+    typer.Option(help="Replay replies to requests made before to the same model (full identity)."),
+]
+Executor = Annotated[
+    str, typer.Option(help="'local' (this process) or 'ray' (each model a Ray task; extra ray).")
+]
+RayAddress = Annotated[
+    str,
+    typer.Option(help="With --executor ray: 'local' starts Ray here; or 'auto', ray://HOST:10001."),
+]
 
 
 def ray_of(executor: str, address: str) -> str | None:
@@ -137,21 +159,11 @@ def run(
     idle_watts: float = typer.Option(
         DEFAULT_IDLE_W, min=0, help="The estimate's idle power attributed to the run, in W."
     ),
-    retry_failed: bool = typer.Option(
-        False, help="Run again the samples that ended in a backend error or a timeout."
-    ),
-    db: str | None = typer.Option(
-        None, help="Store results in this PostgreSQL database (postgresql://...) instead."
-    ),
-    cache: bool = typer.Option(
-        False, help="Replay replies to requests made before to the same model (full identity)."
-    ),
-    executor: str = typer.Option(
-        "local", help="'local' (this process) or 'ray' (each model a Ray task; extra ray)."
-    ),
-    ray_address: str = typer.Option(
-        "local", help="With --executor ray: 'local' starts Ray here; or 'auto', ray://HOST:10001."
-    ),
+    retry_failed: RetryFailed = False,
+    db: Database = None,
+    cache: Cache = False,
+    executor: Executor = "local",
+    ray_address: RayAddress = "local",
 ) -> None:
     """Run models x paradigms x task sets; every sample is stored as it finishes."""
     spec = RunSpec(
@@ -241,21 +253,11 @@ def sweep_command(
     plan_only: bool = typer.Option(
         False, "--plan", help="Print the cells and their estimated cost, run nothing."
     ),
-    retry_failed: bool = typer.Option(
-        False, help="Run again the samples that ended in a backend error or a timeout."
-    ),
-    db: str | None = typer.Option(
-        None, help="Store results in this PostgreSQL database (postgresql://...) instead."
-    ),
-    cache: bool = typer.Option(
-        False, help="Replay replies to requests made before to the same model (full identity)."
-    ),
-    executor: str = typer.Option(
-        "local", help="'local' (this process) or 'ray' (each model a Ray task; extra ray)."
-    ),
-    ray_address: str = typer.Option(
-        "local", help="With --executor ray: 'local' starts Ray here; or 'auto', ray://HOST:10001."
-    ),
+    retry_failed: RetryFailed = False,
+    db: Database = None,
+    cache: Cache = False,
+    executor: Executor = "local",
+    ray_address: RayAddress = "local",
 ) -> None:
     """Run a sweep spec: every model x paradigm x harness x dataset sample it names (one run
     per seed), each stored as it finishes."""

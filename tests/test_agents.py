@@ -80,8 +80,11 @@ def test_single_agent_failures(replies: list[object], outcome: str) -> None:
 
 
 def test_a_final_answer_without_a_readable_label_is_no_final_answer() -> None:
-    trace, _ = run(SingleAgent(), SENT, answer("it depends"))
-    assert trace.outcome == "no_final_answer"
+    trace, _ = run(SingleAgent(harness="strict"), SENT, answer("it depends"))
+    assert trace.outcome == "no_final_answer" and len(trace.steps) == 1
+    # Under repair it is sent back twice (the bound of repairs), then fails the same way.
+    trace, _ = run(SingleAgent(), SENT, *[answer("it depends")] * 3)
+    assert trace.outcome == "no_final_answer" and len(trace.steps) == 3
 
 
 def test_context_guard_ends_cleanly_instead_of_overflowing() -> None:
@@ -266,6 +269,49 @@ def test_repair_does_not_read_a_reply_that_is_more_than_an_answer() -> None:
         trace, backend = run(SingleAgent(AgentLimits(max_turns=1)), QA, *[reply] * 3)
         assert trace.outcome == "no_final_answer", reply
         assert "is your answer" in backend.calls[1][-1]["content"]
+
+
+NER = SUITE["builtin:ner"]()[0]
+
+
+def test_repair_reads_untagged_entity_lines_and_nothing_less() -> None:
+    lines = "\n".join(NER.gold.splitlines())
+    trace, _ = run(SingleAgent(), NER, f"<think>found them</think>\n{lines}")
+    assert (trace.outcome, trace.final_answer) == ("ok", lines)
+    assert trace.steps[0].error == "untagged_answer"
+    trace, _ = run(SingleAgent(AgentLimits(max_turns=1)), NER, f"Entities:\n{lines}", "no", "no")
+    assert trace.outcome == "no_final_answer"  # a line that is not an entity: not read
+
+
+@pytest.mark.parametrize("placeholder", ["ANSWER", "...", ").", "maybe"])
+def test_a_final_answer_not_in_the_tasks_format_is_sent_back_with_the_format(
+    placeholder: str,
+) -> None:
+    trace, backend = run(SingleAgent(), SENT, answer(placeholder), answer("positive"))
+    assert trace.outcome == "ok" and trace.final_answer == "positive"
+    assert [(s.error, s.repair) for s in trace.steps] == [
+        ("unreadable_answer", False),
+        (None, True),
+    ]
+    told = backend.calls[1][-1]["content"]
+    assert f'"{placeholder}" is not an answer' in told and "exactly one of: " in told
+    strict, _ = run(SingleAgent(harness="strict"), SENT, answer(placeholder))
+    assert strict.outcome == "no_final_answer" and len(strict.steps) == 1
+
+
+def test_repair_messages_hold_no_placeholder_or_written_out_tag_to_copy() -> None:
+    again = act("calculator", expression="1+1")
+    copy = act("calculator", expression="growth(40, 55)")
+    replies = ["", again, again, copy, answer("..."), "<action>oops</action>", "x " * 150]
+    agent = SingleAgent(AgentLimits(max_turns=2, max_repairs=9))
+    trace, backend = run(agent, SENT, *replies, answer("positive"))
+    told = [call[-1]["content"].removeprefix("<observation>").removesuffix("</observation>")
+            for call in backend.calls[1:]]  # fmt: skip
+    assert len(told) == len(replies) and trace.outcome == "ok"
+    assert sum(s.repair for s in trace.steps) == 6
+    for note in told:
+        assert not {"ANSWER", "NAME", "...", "{...}", "<"} & set(note.split()), note
+        assert "<final_answer>" not in note and "<action>" not in note, note
 
 
 def test_repairs_are_bounded_and_each_adds_a_call() -> None:

@@ -3,13 +3,16 @@
 `strict` (the reference study's protocol) answers a turn it cannot read with "not understood".
 `repair` first reads an untagged turn as the base paradigm reads any reply: an unambiguous
 `Final answer: X` line, or a reply that is nothing but an answer in the task's format (one of
-its choices, one number), ends the loop with that answer (the step is marked
-`untagged_answer`). Any other unreadable turn gets one targeted message that quotes it; an
-action copied from the prompt's example is sent back instead of run; an action the agent
-already ran is answered with its earlier result and a call to answer now; and the model is
-told when its next turn is its last. `constrained` does all `repair` does, and decodes every
-turn under a grammar (constraint.py), the last allowed turn (and the turn after a repeated
-action) admitting only a final answer. The loop (react.py) decides which applies.
+its choices, one number, `entity, TYPE` lines), ends the loop with that answer (the step is
+marked `untagged_answer`). Any other unreadable turn gets one targeted message that quotes it;
+a final answer that is not in the task's format is sent back with the format; an action copied
+from the prompt's example is sent back instead of run; an action the agent already ran is
+answered with its earlier result and a call to answer now; and the model is told when its next
+turn is its last. Small models copy what they are told, so no message of `repair` holds a
+placeholder (`ANSWER`, `...`) or a written-out tag other than the quoted reply's own answer.
+`constrained` does all `repair` does, and decodes every turn under a grammar (constraint.py),
+the last allowed turn (and the turn after a repeated action) admitting only a final answer.
+The loop (react.py) decides which applies.
 """
 
 from __future__ import annotations
@@ -19,17 +22,17 @@ from collections.abc import Sequence
 from typing import Literal
 
 from slmscope.models.base import Completion, Message
-from slmscope.paradigms.agent_prompts import ToolMode
+from slmscope.paradigms.agent_prompts import ToolMode, answer_format
 from slmscope.paradigms.protocol import ProtocolError, visible_text
 from slmscope.tasks.numeric import parse_numbers
 from slmscope.tasks.record import Task
-from slmscope.tasks.scoring import match_label, normalize_label
+from slmscope.tasks.scoring import match_label, normalize_label, parse_entities
 
 Harness = Literal["strict", "repair", "constrained"]
 HARNESSES: tuple[str, ...] = Harness.__args__  # type: ignore[attr-defined]
 # Bumped when what `repair` and `constrained` do changes: their samples get new cell keys
 # (`strict` stays the study's protocol and keeps its keys).
-REPAIR_REVISION = 2
+REPAIR_REVISION = 3
 
 
 def repairs(harness: Harness) -> bool:
@@ -51,6 +54,9 @@ def untagged_answer(text: str, task: Task) -> str | None:
             while (again := _FINAL_LINE.match(answer)) is not None:
                 answer = again["answer"]
             return answer.strip().strip("*").strip() or None
+    if task.task_type == "ner":
+        entities = sum(parse_entities(said).values())
+        return "\n".join(lines) if lines and entities == len(lines) else None
     if len(lines) != 1:
         return None
     reply = lines[0].strip(" .*`\"'")
@@ -86,7 +92,11 @@ def feedback(reply: Completion, mode: ToolMode, note: str) -> tuple[Message, ...
     )
 
 
-def not_understood(err: ProtocolError, mode: ToolMode) -> str:
+def not_understood(err: ProtocolError, mode: ToolMode, *, repairing: bool) -> str:
+    """The plain refusal: the study's (tags written out) under `strict`; under a repairing
+    harness past its bound of repairs, one without tags or placeholders to copy."""
+    if repairing:
+        return f"Not understood ({err.reason}). Call one tool, or give your final answer."
     return f"Not understood ({err}). " + (
         "Call one tool, or reply with the answer in <final_answer></final_answer>."
         if mode == "native"
@@ -94,29 +104,40 @@ def not_understood(err: ProtocolError, mode: ToolMode) -> str:
     )
 
 
+def _call(mode: ToolMode) -> str:
+    if mode == "native":
+        return "call one tool"
+    return 'call one tool in an action tag, whose JSON holds "tool" and "input" from your task'
+
+
 def repair_message(err: ProtocolError, text: str, mode: ToolMode) -> str:
     """The targeted repair of a turn that was neither an action nor a final answer."""
-    call = (
-        "call one tool"
-        if mode == "native"
-        else 'call one tool with <action>{"tool": "NAME", "input": {...}}</action>'
-    )
     if err.reason == "no_action_or_answer":
         said = " ".join(visible_text(text).split())
         if said and len(said) <= 200:
             return (
                 f'If "{said}" is your answer, write <final_answer>{said}</final_answer>. '
-                f"Otherwise {call}."
+                f"Otherwise {_call(mode)}."
             )
         return (
             "Your reply had neither an action nor a final answer. If you know the answer, write "
-            f"only <final_answer>ANSWER</final_answer>. Otherwise {call}."
+            f"it alone between final_answer tags. Otherwise {_call(mode)}."
         )
     if err.reason == "empty_final_answer":
-        return "Your <final_answer> was empty. Write the answer itself inside it."
+        return "Your final answer was empty. Write the answer itself between the final_answer tags."
     return (
-        f"Your tool call could not be read ({err.detail}). Try again: {call} with its input as "
-        "a JSON object, or give the answer in <final_answer></final_answer>."
+        f"Your tool call could not be read ({err.detail}). Try again: {_call(mode)}, its input "
+        "a JSON object, or give your final answer."
+    )
+
+
+def unreadable_answer_message(answer: str, task: Task) -> str:
+    """The repair of a final answer that is not in the task's format (a placeholder, a
+    fragment of a message, a label the task does not have)."""
+    shown = " ".join(answer.split())[:120]
+    return (
+        f'"{shown}" is not an answer in the format of this task. {answer_format(task)} '
+        "Give your final answer again, between the final_answer tags."
     )
 
 
@@ -132,7 +153,7 @@ def repeat_message(result: str | None) -> str:
     got = f"It returned: {result}" if result is not None else "Its result (an error) is above."
     return (
         f"You already ran exactly this action. {got} Do not run it again: give your final "
-        "answer now, in <final_answer></final_answer>."
+        "answer now, between the final_answer tags."
     )
 
 

@@ -50,6 +50,7 @@ from slmscope.paradigms.harness import (
     repair_message,
     repairs,
     repeat_message,
+    unreadable_answer_message,
     untagged_answer,
     with_note,
 )
@@ -195,7 +196,7 @@ async def _turn(
         note = (
             repair_message(err, reply.text, loop.mode)
             if repairing
-            else not_understood(err, loop.mode)
+            else not_understood(err, loop.mode, repairing=repairs(loop.harness))
         )
         return Turn(
             step(error=err.reason),
@@ -204,7 +205,16 @@ async def _turn(
             repair=repairing,
         )
     if parsed.final_answer is not None:
-        return Turn(step(), end=LoopEnd(parsed.final_answer, "ok"))
+        final = parsed.final_answer
+        if repairing and loop.task and extract_answer(loop.task, final) is None:
+            note = unreadable_answer_message(final, loop.task)
+            return Turn(
+                step(error="unreadable_answer"),
+                feedback(reply, loop.mode, note),
+                failure=("no_final_answer", f"no answer could be read from {final[:80]!r}"),
+                repair=True,
+            )
+        return Turn(step(), end=LoopEnd(final, "ok"))
     action = parsed.action
     assert action is not None
     key = action_key(action.tool, action.input)

@@ -9,7 +9,7 @@
 5. Ray: the same sweep with `ray="local"` (Ray's start-up included) against in process.
 6. The size of the command line before (cli.py at 4bf97fe) and after (the cli/ package).
 
-    python benchmarks/sweep.py [--samples 24] [--model smollm2-135m-instruct]
+    python benchmarks/sweep.py [--samples 48] [--rounds 2] [--model smollm2-135m-instruct]
 """
 
 from __future__ import annotations
@@ -115,8 +115,9 @@ def inspect_rate(base_url: str, model: str, samples: int, connections: int) -> f
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--samples", type=int, default=24)
+    parser.add_argument("--samples", type=int, default=48)
     parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     card = resolve(args.model)
     path = pull(card)
@@ -125,14 +126,27 @@ def main() -> None:
     print(f"model {args.model}, {n} samples (base paradigm, 48 new tokens), {os.cpu_count()} cores")
 
     with llama_server(path, args.model, slots=4) as url:
-        rates = {}
-        for c in (1, 2, 4, 8):
-            spec = spec_for(args.model, args.samples, base_url=url, concurrency=c)
-            rates[c] = n / timed(lambda spec=spec, c=c: sweep(spec, work / f"c{c}"))
-            print(f"slmscope concurrency {c}: {rates[c]:.2f} samples/s "
-                  f"({rates[c] / rates[1]:.2f}x concurrency 1)")  # fmt: skip
-        theirs = inspect_rate(url, args.model, args.samples, 4)
-        if theirs is not None:
+        # Warm both clients and the server once, then alternate the arms round by round so that
+        # the machine's drift falls on all of them alike; a rate is samples over summed time.
+        sweep(spec_for(args.model, len(TASKS), base_url=url), work / "warm")
+        inspect_rate(url, args.model, len(TASKS), 4)
+        spent = dict.fromkeys((1, 2, 4, 8), 0.0)
+        theirs_spent: float | None = 0.0
+        for r in range(args.rounds):
+            for c in spent:
+                spec = spec_for(args.model, args.samples, base_url=url, concurrency=c)
+                out = work / f"c{c}-{r}"
+                start = time.perf_counter()
+                sweep(spec, out)
+                spent[c] += time.perf_counter() - start
+            rate = inspect_rate(url, args.model, args.samples, 4)
+            theirs_spent = None if rate is None or theirs_spent is None else theirs_spent + n / rate
+        rates = {c: n * args.rounds / t for c, t in spent.items()}
+        for c, rate in rates.items():
+            print(f"slmscope concurrency {c}: {rate:.2f} samples/s "
+                  f"({rate / rates[1]:.2f}x concurrency 1)")  # fmt: skip
+        if theirs_spent is not None:
+            theirs = n * args.rounds / theirs_spent
             print(f"inspect max_connections 4: {theirs:.2f} samples/s; "
                   f"slmscope/inspect at 4: {rates[4] / theirs:.2f}x")  # fmt: skip
 

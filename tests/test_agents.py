@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,8 @@ import pytest
 from conftest import ScriptedBackend
 from slmscope.models.base import BackendTimeout, BackendUnavailable, GenerationConfig
 from slmscope.paradigms import get_paradigm
+from slmscope.paradigms.loop_records import AgentLimits
 from slmscope.paradigms.multi_agent import MultiAgent, Specialist, TeamLimits, load_roster
-from slmscope.paradigms.react import AgentLimits
 from slmscope.paradigms.single_agent import SingleAgent
 from slmscope.paradigms.trace import Trace
 from slmscope.tasks.builtin import SUITE
@@ -266,9 +267,30 @@ def test_repair_reads_an_untagged_answer_as_the_base_model_would(
 
 def test_repair_does_not_read_a_reply_that_is_more_than_an_answer() -> None:
     for reply in ("positive or negative", "I need to look at the table first", "25 or 30"):
-        trace, backend = run(SingleAgent(AgentLimits(max_turns=1)), QA, *[reply] * 3)
+        replies = (reply, f"{reply}, I think", f"{reply}, sure")  # never the same twice
+        trace, backend = run(SingleAgent(AgentLimits(max_turns=1)), QA, *replies)
         assert trace.outcome == "no_final_answer", reply
         assert "is your answer" in backend.calls[1][-1]["content"]
+
+
+def test_a_reply_repeated_after_its_repair_is_read_as_base_reads_it() -> None:
+    said = "I think the tone is clearly negative here"
+    trace, _ = run(SingleAgent(), SENT, said, said)
+    assert (trace.outcome, trace.final_answer) == ("ok", "negative")
+    assert [(s.error, s.repair) for s in trace.steps] == [
+        ("no_action_or_answer", False),
+        ("untagged_answer", True),
+    ]
+    # Only the very reply the repair quoted: another one gets the next repair.
+    trace, _ = run(SingleAgent(AgentLimits(max_turns=1)), SENT, said, said + "!", said + "!")
+    assert trace.outcome == "ok" and len(trace.steps) == 3
+    trace, _ = run(SingleAgent(AgentLimits(max_turns=1)), SENT, said, "maybe", "maybe later")
+    assert trace.outcome == "no_final_answer"
+    # What base cannot read either stays unread, and strict never reads an untagged reply.
+    trace, _ = run(SingleAgent(AgentLimits(max_turns=1)), SENT, *["no idea"] * 3)
+    assert trace.outcome == "no_final_answer" and len(trace.steps) == 3
+    strict, _ = run(SingleAgent(harness="strict"), SENT, *[said] * 5)
+    assert strict.outcome == "no_final_answer"
 
 
 NER = SUITE["builtin:ner"]()[0]
@@ -309,9 +331,12 @@ def test_repair_messages_hold_no_placeholder_or_written_out_tag_to_copy() -> Non
             for call in backend.calls[1:]]  # fmt: skip
     assert len(told) == len(replies) and trace.outcome == "ok"
     assert sum(s.repair for s in trace.steps) == 6
+    quoted = " ".join(replies[-1].split())  # the long reply is quoted back whole
     for note in told:
-        assert not {"ANSWER", "NAME", "...", "{...}", "<"} & set(note.split()), note
-        assert "<final_answer>" not in note and "<action>" not in note, note
+        assert not {"ANSWER", "NAME", "...", "{...}"} & set(note.split()), note
+        # A tag written out is empty, or holds the model's own reply.
+        for held in re.findall(r"<(final_answer|action)>(.*?)</\1>", note):
+            assert held[1] in ("", quoted), note
 
 
 def test_repairs_are_bounded_and_each_adds_a_call() -> None:

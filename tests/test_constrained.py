@@ -17,9 +17,9 @@ from slmscope.models.llamacpp import LlamaCppBackend, load_llama
 from slmscope.models.openai_compat import OpenAIBackend
 from slmscope.models.pull import pull
 from slmscope.paradigms.constraint import agent_constraint
+from slmscope.paradigms.loop_records import AgentLimits
 from slmscope.paradigms.multi_agent import MultiAgent
 from slmscope.paradigms.protocol import parse_reply
-from slmscope.paradigms.react import AgentLimits
 from slmscope.paradigms.single_agent import SingleAgent, task_tools
 from slmscope.runs.executor import execute
 from slmscope.runs.spec import RunSpec

@@ -17,9 +17,10 @@ from slmscope.cli import app
 from slmscope.models.base import GenerationConfig, ToolsUnsupported
 from slmscope.models.llamacpp import LlamaCppBackend
 from slmscope.models.openai_compat import OpenAIBackend
+from slmscope.paradigms.loop_records import AgentLimits
 from slmscope.paradigms.multi_agent import MultiAgent
 from slmscope.paradigms.protocol import ProtocolError, parse_native
-from slmscope.paradigms.react import AgentLimits, react, tool_specs
+from slmscope.paradigms.react import react, tool_specs
 from slmscope.paradigms.single_agent import SingleAgent
 from slmscope.paradigms.trace import Step, Trace
 from slmscope.tasks.builtin import SUITE

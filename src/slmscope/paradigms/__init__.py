@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from slmscope.errors import ConfigError
 from slmscope.paradigms.base import Base, Paradigm
 from slmscope.paradigms.fallback import Fallback
+from slmscope.paradigms.loop_records import AgentLimits
 from slmscope.paradigms.multi_agent import MultiAgent, Specialist, TeamLimits
-from slmscope.paradigms.react import HARNESSES, TOOL_MODES, AgentLimits, Harness, ToolMode
+from slmscope.paradigms.react import HARNESSES, TOOL_MODES, Harness, ToolMode
 from slmscope.paradigms.single_agent import SingleAgent
 from slmscope.paradigms.trace import Trace
 

@@ -4,15 +4,16 @@
 `repair` first reads an untagged turn as the base paradigm reads any reply: an unambiguous
 `Final answer: X` line, or a reply that is nothing but an answer in the task's format (one of
 its choices, one number, `entity, TYPE` lines), ends the loop with that answer (the step is
-marked `untagged_answer`). Any other unreadable turn gets one targeted message that quotes it;
-a final answer that is not in the task's format is sent back with the format; an action copied
-from the prompt's example is sent back instead of run; an action the agent already ran is
-answered with its earlier result and a call to answer now; and the model is told when its next
-turn is its last. Small models copy what they are told, so no message of `repair` holds a
-placeholder (`ANSWER`, `...`) or a written-out tag other than the quoted reply's own answer.
-`constrained` does all `repair` does, and decodes every turn under a grammar (constraint.py),
-the last allowed turn (and the turn after a repeated action) admitting only a final answer.
-The loop (react.py) decides which applies.
+marked `untagged_answer`), and so does a reply that repeats unchanged the one its repair quoted
+(the model was shown how to mark it as its answer, and said it again). Any other unreadable
+turn gets one targeted message that quotes it; a final answer that is not in the task's format
+is sent back with the format; an action copied from the prompt's example is sent back instead
+of run; an action the agent already ran is answered with its earlier result and a call to
+answer now; and the model is told when its next turn is its last. Small models copy what they
+are told, so no message of `repair` holds a placeholder (`ANSWER`, `...`): a tag it writes out
+is empty, or holds the model's own reply. `constrained` does all `repair` does, and decodes
+every turn under a grammar (constraint.py), the last allowed turn (and the turn after a
+repeated action) admitting only a final answer. The loop (react.py) decides which applies.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from slmscope.paradigms.agent_prompts import ToolMode, answer_format
 from slmscope.paradigms.protocol import ProtocolError, visible_text
 from slmscope.tasks.numeric import parse_numbers
 from slmscope.tasks.record import Task
-from slmscope.tasks.scoring import match_label, normalize_label, parse_entities
+from slmscope.tasks.scoring import extract_answer, match_label, normalize_label, parse_entities
 
 Harness = Literal["strict", "repair", "constrained"]
 HARNESSES: tuple[str, ...] = Harness.__args__  # type: ignore[attr-defined]
@@ -43,9 +44,12 @@ def repairs(harness: Harness) -> bool:
 _FINAL_LINE = re.compile(r"^\W*final[ _]answer\W*[:=]\s*(?P<answer>.+)$", re.IGNORECASE)
 
 
-def untagged_answer(text: str, task: Task) -> str | None:
-    """The answer an untagged reply unambiguously gives (`repair` only), else None."""
+def untagged_answer(text: str, task: Task, *, insisted: bool = False) -> str | None:
+    """The answer an untagged reply unambiguously gives (`repair` only), else None; one that
+    `insisted` (repeated after its repair) is read as the base paradigm reads any reply."""
     said = visible_text(text)
+    if insisted:
+        return extract_answer(task, said)
     lines = [ln.strip() for ln in said.splitlines() if ln.strip()]
     for line in reversed(lines):
         found = _FINAL_LINE.match(line)
@@ -93,10 +97,10 @@ def feedback(reply: Completion, mode: ToolMode, note: str) -> tuple[Message, ...
 
 
 def not_understood(err: ProtocolError, mode: ToolMode, *, repairing: bool) -> str:
-    """The plain refusal: the study's (tags written out) under `strict`; under a repairing
-    harness past its bound of repairs, one without tags or placeholders to copy."""
+    """The plain refusal: the study's under `strict`; under a repairing harness past its bound
+    of repairs, one whose tags are empty (nothing in them to copy)."""
     if repairing:
-        return f"Not understood ({err.reason}). Call one tool, or give your final answer."
+        return f"Not understood ({err.reason}). {_call(mode).capitalize()}, or {_ANSWER}."
     return f"Not understood ({err}). " + (
         "Call one tool, or reply with the answer in <final_answer></final_answer>."
         if mode == "native"
@@ -105,29 +109,33 @@ def not_understood(err: ProtocolError, mode: ToolMode, *, repairing: bool) -> st
 
 
 def _call(mode: ToolMode) -> str:
-    if mode == "native":
-        return "call one tool"
-    return 'call one tool in an action tag, whose JSON holds "tool" and "input" from your task'
+    return "call one tool" if mode == "native" else "call one tool in <action></action>"
+
+
+_ANSWER = "give your final answer inside <final_answer></final_answer>"
+
+
+QUOTE_CHARS = 600  # a reply up to this long is quoted back whole (a summary fits)
 
 
 def repair_message(err: ProtocolError, text: str, mode: ToolMode) -> str:
     """The targeted repair of a turn that was neither an action nor a final answer."""
     if err.reason == "no_action_or_answer":
         said = " ".join(visible_text(text).split())
-        if said and len(said) <= 200:
+        if said and len(said) <= QUOTE_CHARS:
             return (
                 f'If "{said}" is your answer, write <final_answer>{said}</final_answer>. '
                 f"Otherwise {_call(mode)}."
             )
         return (
-            "Your reply had neither an action nor a final answer. If you know the answer, write "
-            f"it alone between final_answer tags. Otherwise {_call(mode)}."
+            "Your reply had neither an action nor a final answer. If you know the answer, "
+            f"{_ANSWER}. Otherwise {_call(mode)}."
         )
     if err.reason == "empty_final_answer":
-        return "Your final answer was empty. Write the answer itself between the final_answer tags."
+        return "Your final answer was empty. Write the answer itself inside the final_answer tags."
     return (
         f"Your tool call could not be read ({err.detail}). Try again: {_call(mode)}, its input "
-        "a JSON object, or give your final answer."
+        f"a JSON object, or {_ANSWER}."
     )
 
 
@@ -137,7 +145,7 @@ def unreadable_answer_message(answer: str, task: Task) -> str:
     shown = " ".join(answer.split())[:120]
     return (
         f'"{shown}" is not an answer in the format of this task. {answer_format(task)} '
-        "Give your final answer again, between the final_answer tags."
+        f"Now {_ANSWER}."
     )
 
 
@@ -151,10 +159,7 @@ def repeat_message(result: str | None) -> str:
     """The repair of an action the agent already ran: its result again, and a call to answer
     (under `constrained` the next turn's grammar admits only the final answer)."""
     got = f"It returned: {result}" if result is not None else "Its result (an error) is above."
-    return (
-        f"You already ran exactly this action. {got} Do not run it again: give your final "
-        "answer now, between the final_answer tags."
-    )
+    return f"You already ran exactly this action. {got} Do not run it again: {_ANSWER} now."
 
 
 LAST_TURN_NOTE = " Your next turn is your last: give your final answer then."

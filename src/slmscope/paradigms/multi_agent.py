@@ -27,13 +27,10 @@ import yaml
 
 from slmscope.errors import ConfigError
 from slmscope.models.base import Backend, GenerationConfig
+from slmscope.paradigms.loop_records import AgentLimits, FailureNames, LoopEnd, StopLoop
 from slmscope.paradigms.prompts import task_text
 from slmscope.paradigms.react import (
-    AgentLimits,
-    FailureNames,
     Harness,
-    LoopEnd,
-    StopLoop,
     ToolMode,
     action_key,
     agent_prompt,

@@ -5,9 +5,8 @@ back to it, and whether the loop ends), and the loop only keeps the count. It en
 outcome from the taxonomy: a final answer (`ok`), or the reason there is none. The multi-agent
 supervisor runs this same loop with the specialists as its tools, naming its own failures.
 
-The harness (harness.py: `strict`, the study's, or `repair`) is how the protocol is enforced;
-it is recorded with every result. Under `repair` each repair message adds a call, at most
-`max_repairs` per loop.
+The harness (harness.py) is how the protocol is enforced; it is recorded with every result.
+Under `repair` each repair message adds a call, at most `max_repairs` per loop.
 """
 
 from __future__ import annotations
@@ -54,6 +53,7 @@ from slmscope.paradigms.harness import (
     untagged_answer,
     with_note,
 )
+from slmscope.paradigms.loop_records import AgentLimits, FailureNames, LoopEnd, StopLoop
 from slmscope.paradigms.protocol import (
     Action,
     ProtocolError,
@@ -69,44 +69,6 @@ from slmscope.tools.base import Tool, ToolError
 __all__ = ["HARNESSES", "TOOL_MODES", "Harness", "ToolMode", "agent_prompt", "react", "tool_specs"]
 
 OBSERVATION_STOP = ("<observation>",)  # the model must not write its own observations
-
-
-@dataclass(frozen=True)
-class AgentLimits:
-    """The study's default of 5 turns; budgets that end a runaway sample cleanly."""
-
-    max_turns: int = 5
-    max_tokens_per_turn: int = 256
-    token_budget: int = 16_000  # prompt + completion tokens over all turns of one loop
-    context_window: int = 4096
-    max_observation_chars: int = 1500
-    tool_timeout_s: float = 30.0
-    max_repeats: int = 1  # identical actions tolerated before the loop ends
-    max_repairs: int = 2  # repair messages per loop under the `repair` harness
-
-
-@dataclass(frozen=True)
-class LoopEnd:
-    answer: str | None
-    outcome: Outcome
-    error: str | None = None
-    steps: tuple[Step, ...] = ()
-
-
-@dataclass(frozen=True)
-class FailureNames:
-    """Which outcome each failure of this loop is called."""
-
-    unknown_tool: Outcome = "unknown_tool"
-    repeated: Outcome = "max_steps"
-
-
-class StopLoop(Exception):
-    """Raised by a tool to end the loop that called it, with this outcome (and answer)."""
-
-    def __init__(self, outcome: Outcome, message: str, answer: str | None = None) -> None:
-        super().__init__(message)
-        self.outcome, self.answer = outcome, answer
 
 
 @dataclass(frozen=True)
@@ -173,8 +135,9 @@ async def _turn(
     results: Mapping[str, str],
     *,
     can_repair: bool,
+    repaired_reply: str | None,
 ) -> Turn:
-    """Read one reply and act on it."""
+    """Read one reply and act on it (`repaired_reply`: the reply the last repair quoted)."""
     repairing = repairs(loop.harness) and can_repair
     try:
         parsed: Reply = (
@@ -183,8 +146,9 @@ async def _turn(
             else parse_reply(reply.text)
         )
     except ProtocolError as err:
+        insisted = repaired_reply is not None and reply.text.strip() == repaired_reply.strip()
         bare = (
-            untagged_answer(reply.text, loop.task)
+            untagged_answer(reply.text, loop.task, insisted=insisted)
             if repairs(loop.harness) and loop.task and err.reason == "no_action_or_answer"
             else None
         )
@@ -364,7 +328,13 @@ async def react(
             repair=repairing,
         )
         turn = await _turn(
-            loop, reply, step, seen, results, can_repair=repaired < limits.max_repairs
+            loop,
+            reply,
+            step,
+            seen,
+            results,
+            can_repair=repaired < limits.max_repairs,
+            repaired_reply=steps[-1].output if repairing and steps else None,
         )
         steps.append(turn.step)
         if turn.end is not None:

@@ -4,8 +4,9 @@ and a lookup over the task's own context."""
 from __future__ import annotations
 
 from slmscope.models.base import Backend, GenerationConfig
+from slmscope.paradigms.loop_records import AgentLimits
 from slmscope.paradigms.prompts import task_text
-from slmscope.paradigms.react import AgentLimits, Harness, ToolMode, agent_prompt, finish, react
+from slmscope.paradigms.react import Harness, ToolMode, agent_prompt, finish, react
 from slmscope.paradigms.trace import Trace
 from slmscope.tasks.record import Task
 from slmscope.tools.base import Tool

@@ -1,9 +1,12 @@
 """Sweep figures, each a ratio measured side by side in this one run (these machines are noisy).
 
 1. Throughput at concurrency 1, 2, 4 and 8 against llama.cpp's `llama-server --parallel 4`
-   (built by scripts/build-llama-server), the same model and samples (base paradigm).
+   (built by scripts/build-llama-server), the same model and samples (base paradigm); then
+   against a loopback endpoint whose replies take 0.25 s and no CPU, where only the client's
+   own concurrency can show (on 2 cores the real server's decoding is the bottleneck).
 2. The same prompts through Inspect (`inspect_ai.eval`, max_connections 4) against the same
-   server: samples/s of each at equal concurrency (both timed end to end, start-up included).
+   endpoints: samples/s of each at equal concurrency (both timed end to end, start-up
+   included).
 3. Resume overhead: running the finished sweep again (every cell skipped) against running it.
 4. Cache: the same sweep into a new directory with `cache=True`, second time against first.
 5. Ray: the same sweep with `ray="local"` (Ray's start-up included) against in process.
@@ -15,14 +18,18 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -114,6 +121,77 @@ def inspect_rate(base_url: str, model: str, samples: int, connections: int) -> f
     return len(dataset) / spent
 
 
+DELAY_S = 0.25
+
+
+@contextmanager
+def slow_endpoint() -> Iterator[str]:
+    """An OpenAI-compatible endpoint on loopback that answers every chat request after DELAY_S,
+    many at once (one thread each), and computes nothing."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _send(self, body: dict[str, object]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._send({"object": "list", "data": [{"id": "slow", "object": "model"}]})
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            time.sleep(DELAY_S)
+            message = {"role": "assistant", "content": "neutral"}
+            self._send({
+                "id": "slow", "object": "chat.completion", "created": int(time.time()),
+                "model": "slow", "choices": [
+                    {"index": 0, "message": message, "finish_reason": "stop"}
+                ], "usage": {"prompt_tokens": 60, "completion_tokens": 1, "total_tokens": 61},
+            })  # fmt: skip
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def concurrency_rates(
+    url: str, model: str, samples: int, rounds: int, work: Path, **changes: object
+) -> None:
+    """slmscope at concurrency 1, 2, 4 and 8 and Inspect at 4 connections against one endpoint:
+    both clients warmed once, then the arms alternated round by round so that the machine's
+    drift falls on all of them alike; a rate is samples over summed time."""
+    n = max(1, samples // len(TASKS)) * len(TASKS)
+    sweep(spec_for(model, len(TASKS), base_url=url, **changes), work / "warm")
+    inspect_rate(url, model, len(TASKS), 4)
+    spent = dict.fromkeys((1, 2, 4, 8), 0.0)
+    theirs_spent: float | None = 0.0
+    for r in range(rounds):
+        for c in spent:
+            spec = spec_for(model, samples, base_url=url, concurrency=c, **changes)
+            spent[c] += timed(partial(sweep, spec, work / f"c{c}-{r}"))
+        rate = inspect_rate(url, model, samples, 4)
+        theirs_spent = None if rate is None or theirs_spent is None else theirs_spent + n / rate
+    rates = {c: n * rounds / t for c, t in spent.items()}
+    for c, rate in rates.items():
+        print(f"  slmscope concurrency {c}: {rate:.2f} samples/s "
+              f"({rate / rates[1]:.2f}x concurrency 1)")  # fmt: skip
+    if theirs_spent is not None:
+        theirs = n * rounds / theirs_spent
+        print(f"  inspect max_connections 4: {theirs:.2f} samples/s; "
+              f"slmscope/inspect at 4: {rates[4] / theirs:.2f}x")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--samples", type=int, default=48)
@@ -127,29 +205,12 @@ def main() -> None:
     print(f"model {args.model}, {n} samples (base paradigm, 48 new tokens), {os.cpu_count()} cores")
 
     with llama_server(path, args.model, slots=4) as url:
-        # Warm both clients and the server once, then alternate the arms round by round so that
-        # the machine's drift falls on all of them alike; a rate is samples over summed time.
-        sweep(spec_for(args.model, len(TASKS), base_url=url), work / "warm")
-        inspect_rate(url, args.model, len(TASKS), 4)
-        spent = dict.fromkeys((1, 2, 4, 8), 0.0)
-        theirs_spent: float | None = 0.0
-        for r in range(args.rounds):
-            for c in spent:
-                spec = spec_for(args.model, args.samples, base_url=url, concurrency=c)
-                out = work / f"c{c}-{r}"
-                start = time.perf_counter()
-                sweep(spec, out)
-                spent[c] += time.perf_counter() - start
-            rate = inspect_rate(url, args.model, args.samples, 4)
-            theirs_spent = None if rate is None or theirs_spent is None else theirs_spent + n / rate
-        rates = {c: n * args.rounds / t for c, t in spent.items()}
-        for c, rate in rates.items():
-            print(f"slmscope concurrency {c}: {rate:.2f} samples/s "
-                  f"({rate / rates[1]:.2f}x concurrency 1)")  # fmt: skip
-        if theirs_spent is not None:
-            theirs = n * args.rounds / theirs_spent
-            print(f"inspect max_connections 4: {theirs:.2f} samples/s; "
-                  f"slmscope/inspect at 4: {rates[4] / theirs:.2f}x")  # fmt: skip
+        print("against llama-server --parallel 4 (compute-bound: the 2 cores do the decoding)")
+        concurrency_rates(url, args.model, args.samples, args.rounds, work / "server")
+    with slow_endpoint() as url:
+        print(f"against an endpoint whose every reply takes {DELAY_S} s and no CPU (what a busy "
+              "GPU server is to its client: only the client's own concurrency counts)")  # fmt: skip
+        concurrency_rates(url, "slow", args.samples, args.rounds, work / "slow", stream=False)
 
     embedded = spec_for(args.model, args.samples)
     first = timed(lambda: sweep(embedded, work / "e"))

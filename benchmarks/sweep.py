@@ -104,20 +104,27 @@ def inspect_rate(base_url: str, model: str, samples: int, connections: int) -> f
             else ChatMessageUser(content=m["content"]) for m in messages
         ]))  # fmt: skip
     os.environ.setdefault("OPENAI_API_KEY", "none")
-    logs = Path(tempfile.mkdtemp(prefix="inspect-logs-"))
+    log_dir = Path(tempfile.mkdtemp(prefix="inspect-logs-"))
     start = time.perf_counter()
-    inspect_eval(
+    logs = inspect_eval(
         Task(dataset=dataset, solver=generate()),
         model=f"openai/{model}",
         model_base_url=base_url,
+        model_args={"responses_api": False},  # chat completions, as slmscope sends
         max_connections=connections,
         max_tokens=48,
         temperature=0.0,
         display="none",
-        log_dir=str(logs),
+        log_dir=str(log_dir),
     )
     spent = time.perf_counter() - start
-    shutil.rmtree(logs, ignore_errors=True)
+    failed = [log.error for log in logs if log.status != "success"]
+    sample_failed = any(s.error for log in logs for s in log.samples or [])
+    shutil.rmtree(log_dir, ignore_errors=True)
+    if failed or sample_failed:
+        reason = failed[0].message if failed and failed[0] else "a sample failed"
+        print(f"inspect: the eval did not succeed ({reason[:200]}); its rate is left out")
+        return None
     return len(dataset) / spent
 
 

@@ -96,6 +96,16 @@ def feedback(reply: Completion, mode: ToolMode, note: str) -> tuple[Message, ...
     )
 
 
+def _call(mode: ToolMode) -> str:
+    return "call one tool" if mode == "native" else "call one tool in <action></action>"
+
+
+_ANSWER = "give your final answer inside <final_answer></final_answer>"
+
+
+QUOTE_CHARS = 600  # a reply up to this long is quoted back whole (a summary fits)
+
+
 def not_understood(err: ProtocolError, mode: ToolMode, *, repairing: bool) -> str:
     """The plain refusal: the study's under `strict`; under a repairing harness past its bound
     of repairs, one whose tags are empty (nothing in them to copy)."""
@@ -106,16 +116,6 @@ def not_understood(err: ProtocolError, mode: ToolMode, *, repairing: bool) -> st
         if mode == "native"
         else "Use <action>{...}</action> or <final_answer>...</final_answer>."
     )
-
-
-def _call(mode: ToolMode) -> str:
-    return "call one tool" if mode == "native" else "call one tool in <action></action>"
-
-
-_ANSWER = "give your final answer inside <final_answer></final_answer>"
-
-
-QUOTE_CHARS = 600  # a reply up to this long is quoted back whole (a summary fits)
 
 
 def repair_message(err: ProtocolError, text: str, mode: ToolMode) -> str:

@@ -9,7 +9,10 @@ BIN := $(VENV)/bin
 quickstart: $(VENV)/.core-installed
 	$(BIN)/slmscope quickstart
 
+# The test suite's set-up (llama-server, the SmolLM2 weights, the sandbox filters) is built or
+# fetched here, before any test runs, and cached in $(SLMSCOPE_HOME): see scripts/prepare-tests.
 test: $(VENV)/.dev-installed
+	PYTHON=$(BIN)/python scripts/prepare-tests
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy src
 	$(BIN)/pytest
@@ -36,18 +39,19 @@ PIP_INSTALL := $(BIN)/python -m pip install --quiet --prefer-binary --find-links
 
 $(WHEELS)/.built: | $(BIN)/python
 	mkdir -p $(WHEELS)
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip wheel --quiet --no-deps --no-cache-dir \
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" scripts/setup-step llama-cpp-python-wheel \
+		$(BIN)/python -m pip wheel --no-deps --no-cache-dir \
 		--no-binary llama-cpp-python -w $(WHEELS) 'llama-cpp-python>=0.3.8'
 	touch $@
 
 $(VENV)/.core-installed: pyproject.toml $(WHEELS)/.built | $(BIN)/python
 	$(PIP_INSTALL) --no-deps --force-reinstall $(WHEELS)/llama_cpp_python-*.whl
-	$(PIP_INSTALL) -e .
+	scripts/setup-step venv $(PIP_INSTALL) -e .
 	touch $@
 
 $(VENV)/.dev-installed: pyproject.toml $(WHEELS)/.built | $(BIN)/python
 	$(PIP_INSTALL) --no-deps --force-reinstall $(WHEELS)/llama_cpp_python-*.whl
-	$(PIP_INSTALL) -e '.[dev,postgres,ray]'
+	scripts/setup-step venv-dev $(PIP_INSTALL) -e '.[dev,postgres,ray]'
 	touch $@ $(VENV)/.core-installed
 
 clean-venv:

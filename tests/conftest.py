@@ -25,16 +25,22 @@ from slmscope.models.base import (
     ToolCall,
 )
 from slmscope.models.catalog import CATALOG
-from slmscope.models.pull import pull
 
 SMOL = "smollm2-135m-instruct"
 SHARED_FINBEN = Path(__file__).resolve().parents[2] / "shared" / "finben"
 
 
+SETUP_HINT = "run `make test` (its set-up step, scripts/prepare-tests, prepares it)"
+
+
 @pytest.fixture(scope="session")
 def smol_path() -> Path:
-    """The real SmolLM2-135M GGUF, pulled into the slmscope cache on first use."""
-    return pull(CATALOG[SMOL])
+    """The real SmolLM2-135M GGUF, which the set-up step pulled into the slmscope cache: a test
+    never fetches or builds anything, so none of that counts against a test's time limit."""
+    path = CATALOG[SMOL].local_path
+    if path is None or not path.is_file():
+        pytest.fail(f"{SMOL} is not in the slmscope cache ({path}): {SETUP_HINT}")
+    return path
 
 
 def free_port() -> int:
@@ -187,18 +193,18 @@ def postgres_url(postgres_server: str) -> str:
 
 @pytest.fixture(scope="session")
 def llama_server_bin() -> Path:
-    """llama.cpp's own llama-server, built once per machine by scripts/build-llama-server
-    (cached under the slmscope cache directory)."""
+    """llama.cpp's own llama-server, which the set-up step built into the slmscope cache
+    (scripts/build-llama-server); located here, never built."""
     script = Path(__file__).resolve().parents[1] / "scripts" / "build-llama-server"
     done = subprocess.run(
-        [str(script)],
+        [str(script), "--locate"],
         capture_output=True,
         text=True,
-        timeout=3600,
+        timeout=60,
         env={**os.environ, "PYTHON": sys.executable},
     )
     if done.returncode != 0:
-        pytest.fail(f"building llama-server failed: {done.stderr[-3000:]}")
+        pytest.fail(f"{done.stderr.strip()}: {SETUP_HINT}")
     return Path(done.stdout.strip().splitlines()[-1])
 
 

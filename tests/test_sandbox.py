@@ -88,7 +88,7 @@ def test_unhook_really_switches_the_hook_off() -> None:
     out, code, _, _ = sandbox("import ctypes\nctypes.CDLL(None)")
     assert code != 0 and "ctypes.dlopen is not allowed" in out
     out, code, _, _ = sandbox(UNHOOK + "import ctypes\nprint(ctypes.CDLL(None).getpid())")
-    assert (out, code) == ("2\n", 0)  # PID 2 of its own PID namespace
+    assert (out, code) == ("1\n", 0)  # PID 1 of its own PID namespace: no bwrap reaper
 
 
 def test_hook_off_then_os_system_does_nothing(tmp_path: Path, host_unharmed: None) -> None:
@@ -236,7 +236,10 @@ def test_private_files_of_the_invoking_user_stay_unseen(tmp_path: Path) -> None:
             "        print('READ', open(p).read())\n"
             "    except OSError as e:\n"
             "        print('refused', e.strerror)\n"
-            f"print(sorted(os.listdir({str(Path.home())!r})))\n"
+            "try:\n"
+            f"    print(sorted(os.listdir({str(Path.home())!r})))\n"
+            "except OSError as e:\n"
+            "    print('home', e.strerror)\n"
             "print(sorted(os.listdir('/')))"
         )
     finally:
@@ -244,7 +247,10 @@ def test_private_files_of_the_invoking_user_stay_unseen(tmp_path: Path) -> None:
     assert code == 0 and "READ" not in out and "SECRET" not in out and "PRIVATE" not in out
     assert out.count("refused No such file or directory") == 4
     # The root holds the interpreter, the libraries and the sandbox's own places only.
-    assert "['dev', 'lib', 'lib64', 'proc', 'root', 'sandbox', 'tmp', 'usr']" in out
+    # (and the folder above the interpreter where that is a private one, as root's pyenv).
+    assert "['dev', 'lib', 'lib64', 'proc', 'sandbox', 'tmp', 'usr']" in out or (
+        "['dev', 'lib', 'lib64', 'proc', 'root', 'sandbox', 'tmp', 'usr']" in out
+    )
 
 
 def test_environment_of_the_parent_is_not_passed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -322,7 +328,7 @@ def test_two_sandboxes_can_neither_see_nor_signal_each_other(host_unharmed: None
         return [r.output for r in await asyncio.gather(*runs)]
 
     for out in asyncio.run(both()):
-        assert out.strip() == "pids [1, 2] seen [] killed []", out
+        assert out.strip() == "pids [1] seen [] killed []", out
 
 
 def test_memory_bomb_is_contained() -> None:

@@ -15,6 +15,7 @@ from slmscope.analysis.overview import paradigm_table
 from slmscope.analysis.tables import load, load_steps
 from slmscope.cli.app import app, console, say, user_errors
 from slmscope.errors import ConfigError
+from slmscope.report.escaping import terminal_text
 from slmscope.report.export import EXPORT_FORMATS, export_table
 from slmscope.report.html import write_report
 from slmscope.report.terminal import (
@@ -113,9 +114,10 @@ def export(
 # --- trace ----------------------------------------------------------------------------------
 
 
-def _clip(text: str | None, limit: int = 600) -> str:
-    """Shortened and markup-escaped: model output may hold anything, brackets included."""
-    return escape(clip(text, limit))
+def _clip(text: object, limit: int = 600) -> str:
+    """Shortened, markup-escaped and control characters shown: model and tool output may hold
+    anything, brackets and escape sequences included."""
+    return terminal_text(clip(text, limit))
 
 
 @app.command()
@@ -144,12 +146,12 @@ def trace(
             limit = 100_000 if full else 600
             for r in results:
                 console.rule(
-                    escape(f"{r.model} / {r.paradigm} / {r.harness} / {r.dataset} / {sample_id}")
+                    _clip(f"{r.model} / {r.paradigm} / {r.harness} / {r.dataset} / {sample_id}")
                 )
                 agent = f" (agent: {r.agent_outcome})" if r.agent_outcome else ""
                 console.print(
                     f"outcome [bold]{r.outcome}[/]{agent}, score {r.score:.2f}, "
-                    f"answer {r.final_answer!r}, gold {r.gold!r}, "
+                    f"answer {_clip(repr(r.final_answer))}, gold {_clip(repr(r.gold))}, "
                     f"{r.total_tokens} tokens, {r.latency_s:.2f} s",
                     highlight=False,
                     soft_wrap=True,
@@ -162,21 +164,21 @@ def trace(
                     )
                     repair = " (repair)" if s.repair else ""
                     console.print(
-                        f"[cyan]{s.agent} turn {s.turn}{repair}[/] {tokens}"
+                        f"[cyan]{_clip(s.agent)} turn {s.turn}{repair}[/] {tokens}"
                         + (f", {s.latency_s:.2f} s" if s.latency_s else ""),
                         highlight=False,
                     )
                     if full:
                         for m in json.loads(s.messages):
                             console.print(
-                                f"  [dim]{m['role']}:[/] {_clip(m['content'], limit)}",
+                                f"  [dim]{_clip(m['role'])}:[/] {_clip(m['content'], limit)}",
                                 markup=True,
                                 highlight=False,
                             )
                     console.print(f"  [green]reply:[/] {_clip(s.output, limit)}", highlight=False)
                     if s.tool:
                         console.print(
-                            f"  [yellow]tool {s.tool}[/] {s.tool_input} -> "
+                            f"  [yellow]tool {_clip(s.tool)}[/] {_clip(s.tool_input, limit)} -> "
                             f"{_clip(s.observation, limit)}",
                             highlight=False,
                         )

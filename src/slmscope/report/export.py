@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from slmscope.errors import ConfigError
+from slmscope.report.escaping import spreadsheet_safe
 
 EXPORT_FORMATS = ("parquet", "csv", "jsonl")
 
@@ -23,7 +24,7 @@ def export_table(frame: pd.DataFrame, path: Path, format: str) -> None:
             ) from err
         frame.to_parquet(partial, index=False)
     elif format == "csv":
-        frame.to_csv(partial, index=False)
+        spreadsheet_safe(frame).to_csv(partial, index=False)  # no cell runs as a formula
     else:
         frame.to_json(partial, orient="records", lines=True, force_ascii=False)
     partial.replace(path)

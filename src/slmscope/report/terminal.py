@@ -8,6 +8,8 @@ import pandas as pd
 from rich import box
 from rich.table import Table
 
+from slmscope.report.escaping import terminal_text
+
 
 def with_ci(value: float, low: float, high: float, spec: str = ".2f", sep: str = ", ") -> str:
     """A value with its interval, e.g. `0.42 [0.32, 0.52]`; the value alone where the
@@ -31,8 +33,8 @@ def results_table(summary: pd.DataFrame) -> Table:
     models = sorted(set(summary["model"])) if len(summary) else []
     paradigms = sorted(set(summary["paradigm"])) if len(summary) else []
     several, mixed = len(models) > 1, len(paradigms) > 1
-    title = "Results" + ("" if several or not models else f": {models[0]}")
-    title += "" if mixed or not paradigms else f", {paradigms[0]}"
+    title = "Results" + ("" if several or not models else f": {terminal_text(models[0])}")
+    title += "" if mixed or not paradigms else f", {terminal_text(paradigms[0])}"
     table = Table(title=title, caption="score [95% bootstrap CI]; ok = completion rate")
     if several:
         table.add_column("model", no_wrap=True)
@@ -42,10 +44,10 @@ def results_table(summary: pd.DataFrame) -> Table:
     for name in ("n", "score", "ok", "tokens", "lat. s"):
         table.add_column(name, justify="right", no_wrap=True)
     for g in summary.to_dict("records"):
-        cells = [str(g["model"])] if several else []
-        cells += [str(g["paradigm"])] if mixed else []
+        cells = [terminal_text(g["model"])] if several else []
+        cells += [terminal_text(g["paradigm"])] if mixed else []
         cells += [
-            str(g["dataset"]),
+            terminal_text(g["dataset"]),
             str(g["n"]),
             with_ci(float(g["score"]), float(g["score_lo"]), float(g["score_hi"])),
             f"{g['completion_rate']:.0%}",
@@ -75,8 +77,8 @@ def paradigm_summary(table: pd.DataFrame) -> Table:
     for g in table.to_dict("records"):
         energy = float(g["energy_per_sample_j"])
         out.add_row(
-            *([str(g["model"])] if several else []),
-            str(g["paradigm"]),
+            *([terminal_text(g["model"])] if several else []),
+            terminal_text(g["paradigm"]),
             "" if math.isnan(g["nrq"]) else f"{g['nrq']:+.2f}",
             with_ci(float(g["score"]), float(g["score_lo"]), float(g["score_hi"]), sep=","),
             f"{g['completion_rate']:.0%}",
@@ -104,14 +106,14 @@ def score_matrix(summary: pd.DataFrame) -> Table:
         table.add_column("model", no_wrap=True, max_width=24)
     table.add_column("dataset", no_wrap=True)
     for paradigm in paradigms:
-        table.add_column(paradigm, justify="right", no_wrap=True)
+        table.add_column(terminal_text(paradigm), justify="right", no_wrap=True)
     cells = {
         (str(g["model"]), str(g["dataset"]), str(g["paradigm"])): g
         for g in summary.to_dict("records")
     }
     for model, dataset in dict.fromkeys((m, d) for m, d, _ in cells):
-        row = [model] if several else []
-        row.append(dataset.removeprefix("builtin:"))
+        row = [terminal_text(model)] if several else []
+        row.append(terminal_text(dataset.removeprefix("builtin:")))
         for paradigm in paradigms:
             cell = cells.get((model, dataset, paradigm))
             row.append(f"{cell['score']:.2f} ok {cell['completion_rate']:.0%}" if cell else "")
@@ -159,9 +161,9 @@ def harness_summary(table: pd.DataFrame, flips: list[dict[str, object]]) -> Tabl
         out.add_column(name, justify="right", no_wrap=True)
     for g in table.to_dict("records"):
         out.add_row(
-            *([str(g["model"])] if several else []),
-            str(g["paradigm"]),
-            str(g["harness"]),
+            *([terminal_text(g["model"])] if several else []),
+            terminal_text(g["paradigm"]),
+            terminal_text(g["harness"]),
             f"{g['completion_rate']:.0%}",
             f"{g['protocol_failure']:.0%}",
             f"{g['score']:.2f}",

@@ -5,10 +5,14 @@ interpreter and system libraries only, a size-limited tmpfs, seccomp) whose prel
 memory, file-size and process limits and then runs the code, which arrives on stdin from an
 in-memory file. Nothing is written on the host.
 
-The parent never waits on pipes: it watches the bwrap process through a pidfd and reads the
-output without blocking. At the wall-clock limit, or when the output passes its cap, it kills
-bwrap; bwrap's PID 1 inside the sandbox dies with it (`--die-with-parent`), and the kernel then
-kills every process of that PID namespace, a `setsid` daemon included.
+bubblewrap starts held: the parent reads the host PID of the sandbox's PID 1 (the prelude
+itself, `--as-pid-1`), moves both into the run's cgroup where there is one, and only then lets
+it run. The parent never waits on pipes: it watches bwrap and that PID 1 through pidfds and
+reads the output without blocking. However the run ends (the code's exit, the wall-clock
+limit, the output cap), the parent kills the PID 1 through its pidfd, so that the kernel kills
+every process of that PID namespace, a `setsid` daemon included, and then everything left in
+the cgroup; it returns once PID 1 is gone. The exit status is PID 1's own: no other process of
+the sandbox can change it.
 """
 
 from __future__ import annotations
@@ -17,15 +21,26 @@ import asyncio
 import contextlib
 import json
 import os
+import select
+import signal
 import subprocess
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from slmscope.tools.base import ToolError, require_str
-from slmscope.tools.isolation import SandboxUnavailable, isolation
+from slmscope.tools.isolation import (
+    PRELUDE,
+    Isolation,
+    SandboxUnavailable,
+    data_fd,
+    isolation,
+)
+from slmscope.tools.sandbox_cgroup import RunGroup
 
 GRACE_S = 0.5  # after the sandbox ends, how long its last output may take to arrive
+START_S = 10.0  # how long bubblewrap may take to set the sandbox up and name its PID 1
 
 
 @dataclass(frozen=True)
@@ -56,33 +71,35 @@ def _settle(future: asyncio.Future[None]) -> None:
 
 class _Watch:
     """The running sandbox as seen from the event loop: bwrap's exit, the output and its cap, and
-    the sandbox's PID 1 (named by bwrap on the info pipe), whose exit means that every process
-    of the sandbox is gone: the kernel reaps a PID namespace before its PID 1 exits."""
+    the sandbox's PID 1, whose exit means that every process of its namespace is gone: the
+    kernel reaps a PID namespace before its PID 1 exits."""
 
-    def __init__(self, bwrap_pid: int, out_fd: int, info_fd: int, cap: int) -> None:
+    def __init__(self, bwrap_pid: int, init_pid: int | None, out_fd: int, cap: int) -> None:
         self.loop = asyncio.get_running_loop()
         self.cap = cap
         self.out = bytearray()
-        self.info = bytearray()
-        self.owned = [info_fd]  # closed by close(), with the pidfds
+        self.owned: list[int] = []  # pidfds, closed by close()
         self.readers: list[int] = []
         self.exited = self.loop.create_future()  # bwrap
         self.capped = self.loop.create_future()
         self.eof = self.loop.create_future()
         self.gone = self.loop.create_future()  # the sandbox's PID 1
         self._watch_pid(bwrap_pid, self.exited)
+        self.init_fd = self._watch_pid(init_pid, self.gone) if init_pid else None
+        if init_pid is None:  # bwrap failed before starting the sandbox
+            _settle(self.gone)
         self._read(out_fd, self._on_output)
-        self._read(info_fd, self._on_info)
 
-    def _watch_pid(self, pid: int, future: asyncio.Future[None]) -> None:
+    def _watch_pid(self, pid: int, future: asyncio.Future[None]) -> int | None:
         try:
             fd = os.pidfd_open(pid)
         except ProcessLookupError:
             _settle(future)
-            return
+            return None
         self.owned.append(fd)
         self.readers.append(fd)
         self.loop.add_reader(fd, _settle, future)
+        return fd
 
     def _read(self, fd: int, sink: Callable[[bytes], None]) -> None:
         os.set_blocking(fd, False)
@@ -106,16 +123,11 @@ class _Watch:
         if len(chunk) > room:  # what comes after the cap is read and dropped
             _settle(self.capped)
 
-    def _on_info(self, chunk: bytes) -> None:
-        self.info.extend(chunk)
-        if chunk:
-            return
-        try:
-            init = int(json.loads(self.info)["child-pid"])
-        except (ValueError, KeyError, TypeError):  # bwrap failed before starting the sandbox
-            _settle(self.gone)
-            return
-        self._watch_pid(init, self.gone)
+    def kill_init(self) -> None:
+        """SIGKILL the sandbox's PID 1 through its pidfd: its whole namespace dies with it."""
+        if self.init_fd is not None and not self.gone.done():
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self.init_fd, signal.SIGKILL)
 
     def close(self) -> None:
         for fd in self.readers:
@@ -124,12 +136,19 @@ class _Watch:
             os.close(fd)
 
 
-def _code_file(code: bytes) -> int:
-    """An anonymous in-memory file holding the code, read from the start as the prelude's stdin."""
-    fd = os.memfd_create("code.py", os.MFD_CLOEXEC)
-    os.write(fd, code)
-    os.lseek(fd, 0, os.SEEK_SET)
-    return fd
+def _init_pid(info_fd: int) -> int | None:
+    """The host PID of the sandbox's PID 1, from bwrap's info pipe (None: bwrap failed)."""
+    info = bytearray()
+    deadline = time.monotonic() + START_S
+    while (left := deadline - time.monotonic()) > 0 and select.select([info_fd], [], [], left)[0]:
+        chunk = os.read(info_fd, 65536)
+        if not chunk:
+            break
+        info.extend(chunk)
+    try:
+        return int(json.loads(info)["child-pid"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 async def run_python(code: str, limits: SandboxLimits | None = None) -> SandboxResult:
@@ -151,39 +170,68 @@ async def run_python(code: str, limits: SandboxLimits | None = None) -> SandboxR
             "spawn": lim.spawn,
         }
     )
-    code_fd = _code_file(data)
+    group = None
+    if iso.cgroups is not None:  # the tmpfs's pages and inodes count with the code's memory
+        group = RunGroup(iso.cgroups, (lim.memory_mb + lim.tmp_mb) << 20, lim.processes + 1)
+    try:
+        return await _run(iso, lim, data, config, group)
+    finally:
+        if group is not None:
+            group.kill_all()
+            group.remove()
+
+
+async def _run(
+    iso: Isolation, lim: SandboxLimits, data: bytes, config: str, group: RunGroup | None
+) -> SandboxResult:
+    code_fd = data_fd(data, "code.py")
+    prelude_fd = data_fd(PRELUDE.read_bytes(), "prelude.py")
     filter_fd = os.open(iso.filters[lim.spawn], os.O_RDONLY | os.O_CLOEXEC)
     info_r, info_w = os.pipe()
+    block_r, block_w = os.pipe()
+    child_fds = (filter_fd, info_w, prelude_fd, block_r)
     try:
         proc = subprocess.Popen(
-            iso.argv(filter_fd, info_w, lim.tmp_mb << 20, config),
+            iso.argv(filter_fd, info_w, prelude_fd, lim.tmp_mb << 20, config, block_r),
             stdin=code_fd,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            pass_fds=(filter_fd, info_w),
+            pass_fds=child_fds,
             env={},
             start_new_session=True,
+            **iso.popen_identity(),
         )
     except BaseException:
         os.close(info_r)
+        os.close(block_w)
         raise
     finally:
-        for fd in (code_fd, filter_fd, info_w):
+        for fd in (code_fd, *child_fds):
             os.close(fd)
     assert proc.stdout is not None
-    watch = _Watch(proc.pid, proc.stdout.fileno(), info_r, lim.output_bytes)
+    watch = None
     try:
+        init = _init_pid(info_r)
+        if group is not None and init is not None:
+            group.adopt(proc.pid, init)  # held: nothing of the code has run yet
+        os.write(block_w, b"go")
+        watch = _Watch(proc.pid, init, proc.stdout.fileno(), lim.output_bytes)
         await asyncio.wait(
             (watch.exited, watch.capped), timeout=lim.wall_s, return_when="FIRST_COMPLETED"
         )
         timed_out = not (watch.exited.done() or watch.capped.done())
         truncated = watch.capped.done()
-        proc.kill()  # a no-op once it has exited; else its PID 1 and namespace die with it
+        watch.kill_init()  # whatever is left of the sandbox dies with its PID 1
+        proc.kill()  # a no-op once it has exited
         # Each wait is bounded, and none waits on a pipe that a left-over process could hold.
         await asyncio.wait((watch.exited, watch.gone, watch.eof), timeout=GRACE_S)
         exit_code = proc.wait(timeout=GRACE_S)  # exited: this only reaps it
     finally:
-        watch.close()
+        if watch is not None:
+            watch.kill_init()
+            watch.close()
+        for fd in (info_r, block_w):
+            os.close(fd)
         proc.stdout.close()
         if proc.returncode is None:  # an unexpected error above: never leave it running
             proc.kill()

@@ -66,8 +66,21 @@ DENIED = (
     "clock_settime",
     "memfd_create",  # memory outside RLIMIT_AS, as /dev/shm would be
     "shmget",
+    "shmat",
+    "msgget",  # System V queues and semaphores: kernel memory that no limit of the run counts
+    "msgsnd",
+    "msgrcv",
+    "semget",
+    "semop",
+    "semtimedop",
+    "inotify_init",  # watching the read-only binds would show the host's own activity there
+    "inotify_init1",
+    "inotify_add_watch",
+    "fanotify_mark",
     "socket",  # no socket of any family; an unnamed socketpair (asyncio's self-pipe) stays
 )
+# Refused by number where an older libseccomp does not know the name (x86-64 numbers).
+DENIED_BY_NUMBER = {"memfd_secret": 447}  # unevictable memory
 # Processes, when the limits allow none: fork and vfork, and clone without CLONE_THREAD
 # (threads stay allowed).
 PROCESS_CALLS = ("fork", "vfork")
@@ -92,6 +105,11 @@ def compile_filter(out_path: str, allow_processes: bool) -> None:
     policy = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
     for name in DENIED:
         policy.add_rule(refuse, name)
+    for name, number in DENIED_BY_NUMBER.items():
+        try:
+            policy.add_rule(refuse, name)
+        except (RuntimeError, ValueError):
+            policy.add_rule(refuse, number)
     # clone3 passes its flags in memory that a filter cannot read: ENOSYS makes the C library
     # fall back to clone, whose flags the rules below check.
     policy.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")

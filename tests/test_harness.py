@@ -38,9 +38,12 @@ def test_each_agent_runs_under_each_harness_and_base_once(tmp_path: Path) -> Non
     ]
     keys = {(c.paradigm, c.harness): c.key for c in cells if c.task.id == TASKS[0].id}
     tag = spec.settings_tag()
-    # Strict (and base) keep the keys they had before harnesses; repair is its own cell.
-    assert keys["single", "strict"] == f"scripted|single|{TASKS[0].dataset}|{TASKS[0].id}|{tag}"
-    assert keys["single", "repair"] == keys["single", "strict"] + f"|repair.r{REPAIR_REVISION}"
+    # Strict (and base) keep the form they had before harnesses; repair is its own cell; each
+    # ends with the row's content fingerprint.
+    content = f"|c:{TASKS[0].fingerprint()}"
+    strict = f"scripted|single|{TASKS[0].dataset}|{TASKS[0].id}|{tag}"
+    assert keys["single", "strict"] == strict + content
+    assert keys["single", "repair"] == strict + f"|repair.r{REPAIR_REVISION}" + content
     # The same untagged reply: a failure under strict, repaired under repair.
     untagged = "<think>easy</think> it reads as positive to me"
     script = []

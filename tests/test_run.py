@@ -144,7 +144,8 @@ def test_dead_server_stops_the_run_with_a_clear_error(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert f"127.0.0.1:{port}" in done.stderr and "cannot reach the server" in done.stderr
     assert "Traceback" not in done.stderr
-    assert "0 samples of this run are saved" in done.stderr
+    assert "checked before the first sample: nothing was run or stored" in done.stderr
+    assert not (tmp_path / "dead" / "results.sqlite").exists()
     assert time.monotonic() - start < 30
 
 

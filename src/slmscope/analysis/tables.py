@@ -32,10 +32,19 @@ def frame(records: Sequence[Record], names: Sequence[str]) -> pd.DataFrame:
 
 def load(run_dir: Source) -> pd.DataFrame:
     """The run's `results` table, one row per sample; with several agent harnesses, `paradigm`
-    names the arm (see `arms`)."""
+    names the arm (see `arms`). Stale samples (their rows changed since) are left out."""
     store = open_existing(run_dir)
     try:
-        return arms(frame(store.results(), RESULT_COLUMNS))
+        return arms(frame([r for r in store.results() if not r.stale], RESULT_COLUMNS))
+    finally:
+        store.close()
+
+
+def stale_count(run_dir: Source) -> int:
+    """How many stored samples no longer match their data (left out of every table)."""
+    store = open_existing(run_dir)
+    try:
+        return sum(r.stale for r in store.results())
     finally:
         store.close()
 
@@ -53,7 +62,9 @@ def load_steps(run_dir: Source) -> pd.DataFrame:
     """The run's `steps` table, one row per model call, labelled as `load` labels results."""
     store = open_existing(run_dir)
     try:
-        return arms(frame(store.steps(), STEP_COLUMNS))
+        stale = {r.cell_key for r in store.results() if r.stale}
+        steps = [s for s in store.steps() if s.cell_key not in stale]
+        return arms(frame(steps, STEP_COLUMNS))
     finally:
         store.close()
 

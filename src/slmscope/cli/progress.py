@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 from rich.progress import (
@@ -22,10 +23,14 @@ from slmscope.runs.events import (
     RetryingFailed,
     RunsAbandoned,
     SampleDone,
+    SettingIgnored,
+    StaleSamples,
     SweepInterrupted,
     SweepStarted,
     ToolLeftOut,
 )
+
+WAIT_S = 30.0  # a sample that takes longer than this is said to be waited for
 
 
 class SweepView:
@@ -52,6 +57,8 @@ class SweepView:
         self.failed = 0
         self.per_model: dict[str, tuple[float, int]] = {}  # model -> (its start, samples)
         self.last = time.monotonic()  # the last sample done (a new model starts from there)
+        self.stopped = threading.Event()
+        self.waiter = threading.Thread(target=self._watch_waiting, daemon=True)
 
     def __call__(self, event: Event) -> None:
         match event:
@@ -74,11 +81,20 @@ class SweepView:
                     f"{out / 'results.sqlite'}, table bad_rows",
                     err=True,
                 )
+            case SettingIgnored(setting=setting, why=why):
+                say(f"{setting} is not used: {why}", err=True)
             case ToolLeftOut(tool=tool, why=why):
                 say(f"the agents run without the {tool} tool: {why}", err=True)
             case RetryingFailed(count=count):
                 say(
                     f"retrying {count} sample(s) that ended in a backend error or timeout", err=True
+                )
+            case StaleSamples(changed=changed, unmarked=unmarked, out=out):
+                say(
+                    f"{changed + unmarked} stored sample(s) in {out} no longer match their data "
+                    f"({changed} rows changed, {unmarked} stored before rows were "
+                    "fingerprinted): kept apart, left out of every table, run again",
+                    err=True,
                 )
             case RunsAbandoned(count=count):
                 say(f"{count} earlier run(s) here were killed mid-way; marked abandoned", err=True)
@@ -88,6 +104,8 @@ class SweepView:
                 if skipped:
                     say(f"resuming: {skipped} of {planned} samples already in {out}", err=True)
                 self.bar.start()
+                if not self.waiter.is_alive():
+                    self.waiter.start()
                 self.task = self.bar.add_task(
                     "running",
                     total=planned - skipped,
@@ -128,11 +146,24 @@ class SweepView:
                     err=True,
                 )
 
+    def _watch_waiting(self) -> None:
+        """While no sample finishes, say so every WAIT_S seconds: a slow or silent server (or
+        model) is visible, not a frozen bar."""
+        while not self.stopped.wait(WAIT_S):
+            waited = time.monotonic() - self.last
+            if waited < WAIT_S:
+                continue
+            if err_console.is_terminal and self.task is not None:
+                self.bar.update(self.task, description=f"waiting for the model, {waited:.0f} s")
+            else:
+                say(f"waiting for the model: no sample finished for {waited:.0f} s", err=True)
+
     def _stop_pulls(self) -> None:
         for progress, _ in self.pulls.values():
             progress.stop()
         self.pulls.clear()
 
     def close(self) -> None:
+        self.stopped.set()
         self._stop_pulls()
         self.bar.stop()

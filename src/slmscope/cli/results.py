@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from slmscope.analysis import arms, harness_effect, harness_flips, summarize
 from slmscope.analysis.overview import paradigm_table
-from slmscope.analysis.tables import load, load_steps
+from slmscope.analysis.tables import load, load_steps, stale_count
 from slmscope.cli.app import app, console, say, user_errors
 from slmscope.errors import ConfigError
 from slmscope.report.escaping import terminal_text
@@ -52,6 +52,12 @@ def source_of(text: str) -> Source:
 
 
 def write_report_of(run_dirs: Sequence[Source], html: Path | None) -> None:
+    for source in run_dirs:
+        if stale := stale_count(source):
+            say(
+                f"{redacted(str(source))}: {stale} stored sample(s) no longer match their data "
+                "(their rows changed): left out of the tables and the report"
+            )
     info = write_report(run_dirs, html)
     console.print(
         escape(
@@ -133,16 +139,20 @@ def trace(
     with user_errors():
         store = open_existing(source_of(run_dir))
         try:
+            stored = [r for r in store.results() if r.sample_id == sample_id]
             results = [
                 r
-                for r in store.results()
-                if r.sample_id == sample_id
-                and paradigm in (None, r.paradigm)
+                for r in stored
+                if paradigm in (None, r.paradigm)
                 and model in (None, r.model)
                 and harness in (None, r.harness)
             ]
             if not results:
-                raise ConfigError(f"no sample {sample_id!r} in {redacted(run_dir)}")
+                where = sorted({f"{r.model} / {r.paradigm} / {r.harness}" for r in stored})
+                raise ConfigError(
+                    f"no sample {sample_id!r} in {redacted(run_dir)}"
+                    + (f" as asked; it is stored under: {', '.join(where)}" if where else "")
+                )
             limit = 100_000 if full else 600
             for r in results:
                 console.rule(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Annotated
@@ -43,14 +44,27 @@ def run_and_show(
     """The sweep with its progress shown, then the summary tables and the report (in the run
     directory, also when the results are in a database)."""
     view = SweepView()
+    # SIGTERM (a job scheduler, `kill`, a container stopping) is Ctrl-C: finished samples kept,
+    # the run marked interrupted, one line said.
+    before = signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
     try:
         summary = sweep(spec, out, view, retry_failed=retry_failed, db=db, cache=cache, ray=ray)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     finally:
+        signal.signal(signal.SIGTERM, before)
         view.close()
     print_summary(summary.results(), summary.steps())
     write_report_of([summary.source], out / "report.html")
+    failed, first = summary.server_failures()
+    if failed:
+        say(
+            f"error: all {failed} samples of this run ended in a backend error, so it measured "
+            f"the server, not the model (the first: {first}); fix it, then run again with "
+            "--retry-failed",
+            err=True,
+        )
+        raise typer.Exit(1)
     return summary
 
 
@@ -145,6 +159,12 @@ def run(
         "'native' (OpenAI tools=, served models whose server supports it).",
     ),
     stream: bool = typer.Option(True, help="Stream served replies (measures time to first token)."),
+    request_timeout: float = typer.Option(
+        120.0, min=0.001, help="Served models: seconds one request may take."
+    ),
+    retries: int = typer.Option(
+        2, min=0, help="Served models: times a request that failed in passing is tried again."
+    ),
     concurrency: int = typer.Option(
         1, min=1, help="Requests in flight to a served model (its server's slots)."
     ),
@@ -166,31 +186,33 @@ def run(
     ray_address: RayAddress = "local",
 ) -> None:
     """Run models x paradigms x task sets; every sample is stored as it finishes."""
-    spec = RunSpec(
-        models=tuple(model),
-        paradigms=tuple(paradigm),
-        tasks=tuple(tasks),
-        limit=limit,
-        seed=seed,
-        gen=GenerationConfig(
-            max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed
-        ),
-        n_ctx=n_ctx,
-        n_threads=threads or os.cpu_count(),
-        base_url=base_url,
-        data_dir=str(data) if data else None,
-        skip_bad_rows=skip_bad_rows,
-        roster=str(roster) if roster else None,
-        tool_mode=tool_mode,
-        harnesses=tuple(dict.fromkeys(harness)),
-        stream=stream,
-        concurrency=concurrency,
-        energy=energy,
-        core_w=core_watts,
-        idle_w=idle_watts,
-    )
-    target = out or _default_out(time.strftime("%Y%m%d-%H%M%S"))
     with user_errors():
+        spec = RunSpec(
+            models=tuple(model),
+            paradigms=tuple(paradigm),
+            tasks=tuple(tasks),
+            limit=limit,
+            seed=seed,
+            gen=GenerationConfig(
+                max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed
+            ),
+            n_ctx=n_ctx,
+            n_threads=threads or os.cpu_count(),
+            base_url=base_url,
+            data_dir=str(data) if data else None,
+            skip_bad_rows=skip_bad_rows,
+            roster=str(roster) if roster else None,
+            tool_mode=tool_mode,
+            harnesses=tuple(dict.fromkeys(harness)),
+            stream=stream,
+            request_timeout_s=request_timeout,
+            retries=retries,
+            concurrency=concurrency,
+            energy=energy,
+            core_w=core_watts,
+            idle_w=idle_watts,
+        )
+        target = out or _default_out(time.strftime("%Y%m%d-%H%M%S"))
         run_and_show(
             spec,
             target,

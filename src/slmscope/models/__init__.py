@@ -32,6 +32,7 @@ __all__ = [
     "ModelCard",
     "ServedSource",
     "UnknownModel",
+    "check_backend",
     "open_backend",
     "resolve",
 ]
@@ -44,6 +45,8 @@ def open_backend(
     n_threads: int | None = None,
     api_key: str | None = None,
     stream: bool = True,
+    timeout_s: float = 120.0,
+    retries: int = 2,
 ) -> Backend:
     """A backend for the card: the server for served models, else llama.cpp on its local file.
 
@@ -51,9 +54,17 @@ def open_backend(
     """
     if isinstance(card.source, ServedSource):
         from slmscope.models.openai_compat import OpenAIBackend
+        from slmscope.models.retry import RetryPolicy
 
         key = api_key or os.environ.get("SLMSCOPE_API_KEY") or os.environ.get("OPENAI_API_KEY")
-        return OpenAIBackend(card.source.base_url, card.source.model, api_key=key, stream=stream)
+        return OpenAIBackend(
+            card.source.base_url,
+            card.source.model,
+            api_key=key,
+            stream=stream,
+            timeout_s=timeout_s,
+            retry=RetryPolicy(attempts=retries + 1),
+        )
     from slmscope.models.llamacpp import LlamaCppBackend
 
     path = card.local_path
@@ -63,3 +74,20 @@ def open_backend(
             f"{path} is missing: run `slmscope models pull {card.id}`", where=card.id
         )
     return LlamaCppBackend(path, n_ctx=n_ctx, n_threads=n_threads, name=f"llamacpp:{card.id}")
+
+
+async def check_backend(
+    card: ModelCard, *, stream: bool = True, timeout_s: float = 120.0, retries: int = 2
+) -> None:
+    """Before a run: a served model's server answers, serves it and replies well-formed; a
+    local model's file is present. Raises the BackendError that says which is not so."""
+    if not isinstance(card.source, ServedSource):
+        return  # its file is checked as it is opened, before anything runs
+    from slmscope.models.openai_compat import OpenAIBackend
+
+    served = open_backend(card, stream=stream, timeout_s=timeout_s, retries=retries)
+    assert isinstance(served, OpenAIBackend)
+    try:
+        await served.preflight()
+    finally:
+        await served.aclose()

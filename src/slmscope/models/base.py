@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NotRequired, Protocol, TypedDict, runtime_checkable
 
-from slmscope.errors import UserError
+from slmscope.errors import ConfigError, UserError
 from slmscope.metering.energy import UNAVAILABLE, EnergyReading
 from slmscope.metering.usage import Timings, Usage
 
@@ -81,6 +81,18 @@ class GenerationConfig:
     tools: tuple[dict[str, Any], ...] = ()  # OpenAI function specs: native tool calling
     tool_choice: str = "auto"  # with tools: "auto", or "none" where only an answer may come
     constraint: Constraint | None = None
+
+    def __post_init__(self) -> None:
+        """Settings no backend can honour are refused where they are made, in one line."""
+        problems = []
+        if not isinstance(self.max_tokens, int) or self.max_tokens < 1:
+            problems.append(f"max_tokens must be a whole number >= 1, not {self.max_tokens!r}")
+        if not self.temperature >= 0:  # also refuses NaN
+            problems.append(f"temperature must be >= 0, not {self.temperature!r}")
+        if not 0 < self.top_p <= 1:
+            problems.append(f"top_p must be in (0, 1], not {self.top_p!r}")
+        if problems:
+            raise ConfigError("generation settings: " + "; ".join(problems))
 
     def sampling(self) -> dict[str, Any]:
         """The run-level settings, as they enter a run's settings hash."""
@@ -161,6 +173,10 @@ class ToolsUnsupported(BackendError):
 
 class ConstraintUnsupported(BackendError):
     """Constrained decoding was asked of a backend that has no way to apply it."""
+
+
+class ModelNotServed(BackendError):
+    """The server answers, but does not serve the model asked for."""
 
 
 class BadResponse(BackendError):

@@ -9,6 +9,7 @@ at four characters a token, and the Usage says so with `source="counted"`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import re
@@ -32,6 +33,7 @@ from slmscope.models.base import (
     ContextOverflow,
     GenerationConfig,
     Message,
+    ModelNotServed,
     ToolCall,
 )
 from slmscope.models.retry import RetryPolicy, with_retries
@@ -126,6 +128,26 @@ class OpenAIBackend:
             except (httpx.HTTPError, ValueError, AttributeError):
                 continue
         return {k: v for k, v in info.items() if len(json.dumps(v, default=str)) < 2000}
+
+    async def preflight(self) -> None:
+        """Before the first sample: the server answers, serves this model (where it lists its
+        models), and replies with a well-formed completion (streamed, where streaming is on).
+        A BackendError says which, in one line."""
+        try:
+            resp = await self._client.get(f"{self.base_url}/models", timeout=10.0)
+        except httpx.HTTPError as err:
+            raise self._transport_error(err) from err
+        listed = None
+        if resp.status_code == 200:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                listed = [str(m["id"]) for m in resp.json()["data"]]
+        if listed is not None and self.model not in listed:
+            raise ModelNotServed(
+                f"the server does not serve {self.model!r}; it serves: "
+                + (", ".join(listed[:10]) or "nothing"),
+                where=self.name,
+            )
+        await self.chat([{"role": "user", "content": "Say ok."}], GenerationConfig(max_tokens=1))
 
     async def describe(self) -> BackendInfo:
         """The server as it describes itself, the model name it serves, its locality."""
@@ -242,6 +264,9 @@ class OpenAIBackend:
         raw: dict[str, Any] = {}
         finish: str | None = None
         calls: dict[int, dict[str, str]] = {}  # tool-call fragments by index
+        other: list[str] = []  # what came that is not an event (an HTML page, a JSON body)
+        events = choices = 0
+        ended = False  # [DONE], or a finish reason: a stream that stops short is no reply
         try:
             async with self._client.stream(
                 "POST", f"{self.base_url}/chat/completions", json=body
@@ -251,9 +276,12 @@ class OpenAIBackend:
                     self._raise_for_status(resp.status_code, resp.text)
                 async for line in resp.aiter_lines():
                     if not line.startswith("data:"):
+                        if line.strip() and not line.startswith((":", "event:", "id:", "retry:")):
+                            other.append(line)
                         continue
                     payload = line[5:].strip()
                     if payload == "[DONE]":
+                        ended = True
                         break
                     try:
                         event = json.loads(payload)
@@ -261,9 +289,13 @@ class OpenAIBackend:
                         raise BadResponse(
                             f"bad stream event {payload[:200]!r}", where=self.name
                         ) from err
+                    if not isinstance(event, dict):
+                        raise BadResponse(f"bad stream event {payload[:200]!r}", where=self.name)
+                    events += 1
                     if event.get("usage"):
                         raw = event["usage"]
                     for choice in event.get("choices") or []:
+                        choices += 1
                         content = (choice.get("delta") or {}).get("content")
                         if content:
                             first = first or time.perf_counter()
@@ -274,8 +306,10 @@ class OpenAIBackend:
                             chunks += 1
                             self._add_fragment(calls, frag)
                         finish = choice.get("finish_reason") or finish
+                        ended = ended or finish is not None
         except httpx.HTTPError as err:
             raise self._transport_error(err) from err
+        self._check_stream(events, choices, ended, other)
         end = time.perf_counter()
         text = "".join(parts)
         usage = self._usage(raw, body, text, chunks=chunks)
@@ -290,6 +324,18 @@ class OpenAIBackend:
                 for i, c in sorted(calls.items())
             ),
         )
+
+    def _check_stream(self, events: int, choices: int, ended: bool, other: list[str]) -> None:
+        """A reply that is not a well-formed completion stream is the server's fault, never the
+        model's outcome: no event at all (an HTML page, a plain JSON body), events without a
+        single choice, or a stream that stopped before its end."""
+        if events == 0:
+            said = " ".join(other)[:200] or "nothing"
+            raise BadResponse(f"the reply is not an event stream: {said!r}", where=self.name)
+        if choices == 0:
+            raise BadResponse(f"{events} stream event(s), none with a choice", where=self.name)
+        if not ended:
+            raise BadResponse("the stream stopped before its end ([DONE])", where=self.name)
 
     def _add_fragment(self, calls: dict[int, dict[str, str]], frag: Any) -> None:
         """Join a streamed tool-call fragment (id and name come once, arguments in pieces)."""

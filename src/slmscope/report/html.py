@@ -305,5 +305,6 @@ def write_report(
         partial.write_text(page, encoding="utf-8")
         partial.replace(target)
     except OSError as err:
+        partial.unlink(missing_ok=True)  # nothing half-written is left behind
         raise ConfigError(f"{target}: cannot write the report ({err.strerror or err})") from err
     return ReportInfo(target, samples, time.perf_counter() - start, target.stat().st_size)

@@ -38,10 +38,28 @@ class ToolLeftOut:
 
 
 @dataclass(frozen=True)
+class SettingIgnored:
+    """A setting the user gave that this run has no use for; `why` says why."""
+
+    setting: str
+    why: str
+
+
+@dataclass(frozen=True)
 class RunsAbandoned:
     """Earlier runs on this store that a killed process left `running`, now `abandoned`."""
 
     count: int
+    out: Path
+
+
+@dataclass(frozen=True)
+class StaleSamples:
+    """Stored samples whose rows changed since (or predate row fingerprints): kept in the
+    store, marked stale and left out of every table; their rows run again."""
+
+    changed: int
+    unmarked: int
     out: Path
 
 
@@ -81,6 +99,8 @@ Event = (
     | BadRowsSkipped
     | ToolLeftOut
     | RunsAbandoned
+    | SettingIgnored
+    | StaleSamples
     | RetryingFailed
     | SweepStarted
     | SampleDone

@@ -113,6 +113,7 @@ def result_of(run_id: str, cell: Cell, trace: Trace, wall_s: float) -> Result:
         dataset=task.dataset,
         task_type=task.task_type,
         sample_id=task.id,
+        content=task.fingerprint(),
         outcome=trace.outcome,
         agent_outcome=trace.agent_outcome,
         score=score(task, trace.final_answer),
@@ -317,7 +318,12 @@ async def run_model(
     identifies it, its meter, memory, concurrency, cache use) to `on_record` as it grows."""
     paradigms = paradigms_for(spec)
     backend = backend or open_backend(
-        card, n_ctx=spec.n_ctx, n_threads=spec.n_threads, stream=spec.stream
+        card,
+        n_ctx=spec.n_ctx,
+        n_threads=spec.n_threads,
+        stream=spec.stream,
+        timeout_s=spec.request_timeout_s,
+        retries=spec.retries,
     )
     try:
         info = await backend.describe()

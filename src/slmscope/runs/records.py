@@ -52,6 +52,8 @@ class Result:
     queue_s: float = 0.0  # the sample's calls waited this long for a free slot (not in latency_s)
     energy_shared: int = 1  # the most calls that shared a meter span with one of its calls
     cache_hits: int = 0  # calls replayed from the response cache (their original cost counts)
+    content: str | None = None  # the row's fingerprint (Task.fingerprint); None: stored before
+    stale: bool = False  # its row has changed or gone since (or it predates fingerprints)
 
     @classmethod
     def from_row(cls, row: typing.Mapping[str, Any]) -> Result:

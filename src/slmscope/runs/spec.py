@@ -11,6 +11,7 @@ from slmscope.metering.energy import DEFAULT_CORE_W, DEFAULT_IDLE_W
 from slmscope.models.base import GenerationConfig
 from slmscope.paradigms.harness import REPAIR_REVISION
 from slmscope.paradigms.prompts import PROMPT_VERSION
+from slmscope.runs.records import Result
 from slmscope.tasks.record import Task
 from slmscope.tools.isolation import availability
 
@@ -32,6 +33,8 @@ class RunSpec:
     tool_mode: str = "tags"  # how agents call tools: the tag protocol or native `tools=`
     harnesses: tuple[str, ...] = ("repair",)  # how the agents' protocol is enforced
     stream: bool = True  # served models: stream replies (time to first token is measured)
+    request_timeout_s: float = 120.0  # served models: one request's time limit
+    retries: int = 2  # served models: a failed request (transient errors only) tried again
     energy: str = "auto"  # energy meter: auto, nvml, rapl, estimate, off
     core_w: float = DEFAULT_CORE_W  # the estimate's active power per busy core
     idle_w: float = DEFAULT_IDLE_W  # the estimate's idle power attributed to the run
@@ -78,13 +81,34 @@ def harnesses_of(spec: RunSpec, paradigm: str) -> tuple[str, ...]:
     return ("none",) if paradigm == "base" else spec.harnesses
 
 
+CONTENT_MARK = "|c:"  # what ends a key: the row's content fingerprint
+
+
 def cell_key(model: str, paradigm: str, harness: str, task: Task, tag: str) -> str:
-    """The strict harness (and the base paradigm) keep the keys they had before harnesses;
-    the repairing ones carry their revision."""
+    """The strict harness (and the base paradigm) keep the form they had before harnesses;
+    the repairing ones carry their revision. Every key ends with the row's content
+    fingerprint, so that an edited row is a new sample (the old one is marked stale)."""
     key = f"{model}|{paradigm}|{task.dataset}|{task.id}|{tag}"
-    if harness in ("strict", "none"):
-        return key
-    return f"{key}|{harness}" + (f".r{REPAIR_REVISION}" if REPAIR_REVISION > 1 else "")
+    if harness not in ("strict", "none"):
+        key += f"|{harness}" + (f".r{REPAIR_REVISION}" if REPAIR_REVISION > 1 else "")
+    return key + CONTENT_MARK + task.fingerprint()
+
+
+def superseded(stored: list[Result], cells: list[Cell]) -> tuple[list[str], int, int]:
+    """Stored samples that a planned cell replaces: the same model, paradigm, harness,
+    settings, dataset and id, but other content. Returns their keys, and how many changed and
+    how many were stored before rows were fingerprinted."""
+    planned = {c.key for c in cells}
+    prefixes = {c.key.rsplit(CONTENT_MARK, 1)[0] for c in cells}
+    keys, changed, unmarked = [], 0, 0
+    for r in stored:
+        if r.stale or r.cell_key in planned:
+            continue
+        if r.cell_key.rsplit(CONTENT_MARK, 1)[0] in prefixes:
+            keys.append(r.cell_key)
+            changed += CONTENT_MARK in r.cell_key
+            unmarked += CONTENT_MARK not in r.cell_key
+    return keys, changed, unmarked
 
 
 def plan(spec: RunSpec, tasks: list[Task]) -> list[Cell]:

@@ -45,6 +45,8 @@ KEYS = {
     "roster": "YAML roster file for the multi paradigm",
     "energy": "auto, nvml, rapl, estimate or off",
     "stream": "true or false",
+    "request_timeout": "seconds one request to a served model may take, > 0",
+    "retries": "how often a failed request is tried again, a whole number >= 0",
 }
 GENERATION = ("max_tokens", "temperature", "top_p")
 BUDGETS = ("max_turns", "token_budget", "context_window")
@@ -219,6 +221,8 @@ def load_spec(path: Path) -> SpecFile:
         raise ConfigError(f"{path}: the spec needs models: (a list of model ids)")
     entries = reader.get("models", _is_list, "a list", [])
     listed = [entries] if isinstance(entries, str) else entries
+    if not listed:
+        raise reader.fail("models", "the list is empty: name at least one model")
     models = [_model(reader, n, e) for n, e in enumerate(listed)]
     urls = {url for _, url, _ in models}
     if len(urls) > 1:
@@ -241,6 +245,8 @@ def load_spec(path: Path) -> SpecFile:
         roster=_relative(path, reader.get("roster", _is_str, "a file", None)),
         skip_bad_rows=reader.get("skip_bad_rows", _is_bool, "true or false", False),
         stream=reader.get("stream", _is_bool, "true or false", True),
+        request_timeout_s=float(reader.get("request_timeout", _positive, "seconds > 0", 120.0)),
+        retries=reader.get("retries", _count, "a whole number >= 0", 2),
         energy=reader.get("energy", _is_meter, " or ".join(METER_CHOICES), "auto"),
         max_turns=_checked(reader, "budgets", budgets.get("max_turns", 5)),
         token_budget=_checked(reader, "budgets", budgets.get("token_budget", 16_000)),
@@ -255,10 +261,20 @@ def load_spec(path: Path) -> SpecFile:
                 top_p=float(gen.get("top_p", 0.9)),
                 seed=seed,
             )
+        except ConfigError as err:
+            raise reader.fail("generation", str(err)) from err
         except (TypeError, ValueError) as err:
             raise reader.fail("generation", f"expected numbers ({err})") from err
         runs.append(RunSpec(**base, seed=seed, gen=config))
     return SpecFile(path, tuple(runs))
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _checked(reader: _Reader, key: str, value: Any) -> int:

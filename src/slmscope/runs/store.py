@@ -8,11 +8,12 @@ the sample finishes, so an interrupted sweep loses nothing done.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +102,10 @@ def migrations(have: Mapping[str, set[str]], d: Dialect) -> list[str]:
 
 class StoreError(UserError, RuntimeError):
     """A results store that cannot be opened or written; the message names it."""
+
+
+class StoreLost(StoreError):
+    """The results file went away (deleted, replaced) while a run was writing it."""
 
 
 class SqlStore:
@@ -230,6 +235,13 @@ class SqlStore:
                 self._execute(f"DELETE FROM steps WHERE cell_key = {p}", (key,))
                 self._execute(f"DELETE FROM results WHERE cell_key = {p}", (key,))
 
+    def mark_stale(self, cell_keys: Iterable[str]) -> None:
+        """Keep these samples, but out of every table: their rows changed or went away."""
+        p = self.dialect.param
+        with self._transaction():
+            for key in cell_keys:
+                self._execute(f"UPDATE results SET stale = {p} WHERE cell_key = {p}", (True, key))
+
     def bad_rows(self) -> list[dict[str, Any]]:
         return self._read("SELECT * FROM bad_rows ORDER BY id")
 
@@ -256,20 +268,28 @@ class Store(SqlStore):
 
     dialect = SQLITE
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, *, writer: bool = False) -> None:
+        """`writer`: this process runs samples into the directory, and no other may at once
+        (a second one is refused in one line)."""
         self.path = run_dir / DB_NAME
         self.name = str(self.path)
+        self._lock: int | None = None
+        self._inode: int | None = None  # the file written to; checked before each write
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise StoreError(f"{run_dir}: cannot be a run directory ({err.strerror})") from err
+        if writer:
+            self._lock = _claim(run_dir)
         try:
             self._db = sqlite3.connect(self.path)
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._setup()
-        except sqlite3.DatabaseError as err:
+            self._inode = self.path.stat().st_ino
+        except (sqlite3.DatabaseError, OSError) as err:
+            self.close()
             raise StoreError(f"{self.path}: cannot use this results file ({err})") from err
 
     @classmethod
@@ -280,22 +300,75 @@ class Store(SqlStore):
         return cls(run_dir)
 
     def close(self) -> None:
-        self._db.close()
+        if hasattr(self, "_db"):
+            self._db.close()
+        if self._lock is not None:
+            os.close(self._lock)  # the lock goes with it
+            self._lock = None
 
     def _transaction(self) -> AbstractContextManager[Any]:
-        return self._db
+        try:
+            lost = self._inode is not None and self.path.stat().st_ino != self._inode
+        except FileNotFoundError:
+            lost = True
+        if lost:
+            raise StoreLost(
+                f"{self.path} was deleted or replaced while this run wrote to it: the samples "
+                "stored in it went with it; stopped here"
+            )
+        return self._committed()
+
+    @contextlib.contextmanager
+    def _committed(self) -> Iterator[sqlite3.Connection]:
+        """The connection's transaction; a commit that fails (a full disk) is a StoreError."""
+        try:
+            with self._db:
+                yield self._db
+        except sqlite3.OperationalError as err:
+            raise self._write_error(err) from err
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        return self._db.execute(sql, params).rowcount
+        try:
+            return self._db.execute(sql, params).rowcount
+        except sqlite3.OperationalError as err:
+            raise self._write_error(err) from err
 
     def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._db.executemany(sql, rows)
+        try:
+            self._db.executemany(sql, rows)
+        except sqlite3.OperationalError as err:
+            raise self._write_error(err) from err
+
+    def _write_error(self, err: sqlite3.OperationalError) -> StoreError:
+        full = "full" in str(err)
+        hint = "; free some space, then run the same command again" if full else ""
+        return StoreError(f"{self.path}: cannot write ({err}){hint}")
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         return [dict(r) for r in self._db.execute(sql, params)]
 
     def _columns(self, table: str) -> set[str]:
         return {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+
+
+def _claim(run_dir: Path) -> int:
+    """Hold the run directory's writer lock (released when the process ends, however)."""
+    import fcntl
+
+    path = run_dir / ".writer.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise StoreError(
+            f"{run_dir} is being written by another slmscope process (pid {holder}); wait for "
+            "it to finish, or give this run another --out"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
 
 
 def _dead_here(machine: str) -> bool:

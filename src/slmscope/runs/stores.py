@@ -16,7 +16,7 @@ def open_store(out: Path, db: str | None = None) -> SqlStore:
     """The store a sweep writes to: `db` if given (the run directory then holds the report
     only), else the run directory's SQLite file."""
     if db is None:
-        return Store(out)
+        return Store(out, writer=True)
     if not is_database_url(db):
         raise ConfigError(f"--db {db!r}: expected a postgresql:// URL")
     try:

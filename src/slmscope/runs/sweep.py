@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from slmscope.models import Backend, ModelCard, resolve
+from slmscope.errors import ConfigError
+from slmscope.models import Backend, ModelCard, check_backend, resolve
 from slmscope.models.base import BackendError
 from slmscope.models.cache import ResponseCache
 from slmscope.models.catalog import ServedSource
@@ -34,6 +35,8 @@ from slmscope.runs.events import (
     RetryingFailed,
     RunsAbandoned,
     SampleDone,
+    SettingIgnored,
+    StaleSamples,
     SweepInterrupted,
     SweepStarted,
     ToolLeftOut,
@@ -47,9 +50,10 @@ from slmscope.runs.executor import (
     tool_mode_of,
 )
 from slmscope.runs.records import RESULT_COLUMNS, STEP_COLUMNS, Result
-from slmscope.runs.spec import RunSpec, plan
+from slmscope.runs.spec import RunSpec, plan, superseded
+from slmscope.runs.store import StoreError, StoreLost
 from slmscope.runs.stores import Source, open_existing, open_store
-from slmscope.tasks import BadRow, load_tasks
+from slmscope.tasks import SUITE, BadRow, load_tasks
 from slmscope.tasks.record import Task
 from slmscope.tools.isolation import availability
 
@@ -76,6 +80,16 @@ class SweepSummary:
     def steps(self) -> pd.DataFrame:
         return self._frame("steps")
 
+    def server_failures(self) -> tuple[int, str | None]:
+        """If every sample this sweep ran ended in a backend error: how many, and the first
+        error; (0, None) otherwise. Such a run measured the server, not the model."""
+        mine = self.results()
+        mine = mine[mine["run_id"] == self.run_id]
+        failed = mine[mine["outcome"] == "backend_error"]
+        if mine.empty or len(failed) < len(mine):
+            return 0, None
+        return len(failed), str(failed["error"].iloc[0])
+
     def _frame(self, table: str) -> pd.DataFrame:
         store = open_existing(self.source)
         try:
@@ -88,8 +102,19 @@ class SweepSummary:
             store.close()
 
 
+MIN_PROMPT_TOKENS = 128  # the smallest prompt template with a short task in it
+
+
 def check_spec(spec: RunSpec) -> None:
-    """Every name in the spec known, before any model loads (ConfigError otherwise)."""
+    """Every name in the spec known and every setting usable, before any model loads
+    (ConfigError otherwise)."""
+    room = spec.gen.max_tokens + MIN_PROMPT_TOKENS
+    if spec.n_ctx < room:
+        raise ConfigError(
+            f"a context window of {spec.n_ctx} tokens cannot hold a prompt and "
+            f"{spec.gen.max_tokens} new tokens: give at least {room} (--n-ctx, or budgets: "
+            "context_window in a spec)"
+        )
     tool_mode_of(spec)
     for name in spec.harnesses:
         harness_of(name)
@@ -100,9 +125,14 @@ def check_spec(spec: RunSpec) -> None:
 
 
 def load_all(spec: RunSpec) -> tuple[list[Task], list[BadRow]]:
+    """Every task of the spec's references, each sample once. Results are kept by dataset
+    name, so two files that would give the same name (`a/test.jsonl`, `b/test.jsonl`) are
+    refused in one line rather than one overwriting the other."""
     data_dir = Path(spec.data_dir) if spec.data_dir else None
     tasks: list[Task] = []
     bad_rows: list[BadRow] = []
+    origins: dict[str, str] = {}  # dataset name -> the file (or named set) it came from
+    seen: set[tuple[str, str]] = set()
     for ref in spec.tasks:
         loaded = load_tasks(
             ref,
@@ -111,9 +141,56 @@ def load_all(spec: RunSpec) -> tuple[list[Task], list[BadRow]]:
             limit=spec.limit,
             seed=spec.seed,
         )
-        tasks.extend(loaded.tasks)
+        path = Path(ref).expanduser()
+        origin = str(path.resolve()) if path.is_file() else ref
+        for task in loaded.tasks:
+            first = origins.setdefault(task.dataset, origin)
+            if first != origin and (Path(first).is_file() or path.is_file()):
+                raise ConfigError(
+                    f"{ref}: its dataset is named {task.dataset!r}, as is {first}'s; results "
+                    "are kept by dataset name, so one would overwrite the other: rename one"
+                )
+            if (task.dataset, task.id) not in seen:  # `builtin` and `builtin:ner`: once
+                seen.add((task.dataset, task.id))
+                tasks.append(task)
         bad_rows.extend(loaded.bad_rows)
     return tasks, bad_rows
+
+
+def ignored_settings(spec: RunSpec, cards: dict[str, ModelCard]) -> list[SettingIgnored]:
+    """Settings given that this run has no use for: said, never silently dropped."""
+    found = []
+    if spec.data_dir and all(t == "builtin" or t in SUITE or f"builtin:{t}" in SUITE
+                             for t in spec.tasks):  # fmt: skip
+        found.append(SettingIgnored(
+            f"--data {spec.data_dir}",
+            "only built-in task sets are named (finben:NAME and .yaml configs read it)",
+        ))  # fmt: skip
+    embedded = [c.id for c in cards.values() if not isinstance(c.source, ServedSource)]
+    if spec.concurrency > 1 and embedded:
+        found.append(SettingIgnored(
+            f"--concurrency {spec.concurrency}",
+            f"{', '.join(embedded)} run(s) embedded, one request at a time (it applies to "
+            "served models, --base-url)",
+        ))  # fmt: skip
+    return found
+
+
+async def preflight(
+    spec: RunSpec, cards: dict[str, ModelCard], backends: dict[str, Backend] | None
+) -> None:
+    """Each model can serve the run (a server answers, serves the model, replies well-formed)
+    before anything is stored: a run that cannot work stops in one line."""
+    for card in cards.values():
+        if card.id in (backends or {}):
+            continue  # a backend given by the caller (a test's) is the caller's to check
+        try:
+            await check_backend(
+                card, stream=spec.stream, timeout_s=spec.request_timeout_s, retries=spec.retries
+            )
+        except BackendError as err:
+            err.add_note("checked before the first sample: nothing was run or stored")
+            raise
 
 
 def ensure_pulled(card: ModelCard, emit: OnEvent) -> None:
@@ -151,6 +228,9 @@ async def sweep_async(
     sandboxed, why = availability()
     if not sandboxed and set(spec.paradigms) - {"base"}:
         emit(ToolLeftOut("python", why))
+    for ignored in ignored_settings(spec, cards):
+        emit(ignored)
+    await preflight(spec, cards, backends)
     store = open_store(out, db)  # a store that cannot be used is refused before any pull
     totals: list[RunTotals] = []
     replies = ResponseCache() if cache else None
@@ -161,6 +241,10 @@ async def sweep_async(
         abandoned = store.abandon_runs(now())
         if abandoned:
             emit(RunsAbandoned(abandoned, out))
+        stale, changed, unmarked = superseded(store.results(), plan(spec, tasks))
+        if stale:
+            store.mark_stale(stale)
+            emit(StaleSamples(changed, unmarked, out))
         if retry_failed:
             mine = {c.key for c in plan(spec, tasks)}
             failed = [
@@ -192,8 +276,10 @@ async def sweep_async(
                 cache=replies,
                 ray_address=ray,
             )
-        except BackendError as err:
-            err.add_note(f"{_done(totals)} samples of this run are saved in {out}; run it again")
+        except (BackendError, StoreError) as err:
+            if not isinstance(err, StoreLost):
+                saved = _done(totals)
+                err.add_note(f"{saved} samples of this run are saved in {out}; run it again")
             raise
         except (asyncio.CancelledError, KeyboardInterrupt):
             emit(SweepInterrupted(_done(totals), out))

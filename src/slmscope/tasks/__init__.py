@@ -10,6 +10,7 @@ Task set references:
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from slmscope.errors import UserError
@@ -89,7 +90,8 @@ def load_tasks(
             seed=seed,
         )
     if path.suffix.lower().lstrip(".") in (*FORMATS, "ndjson"):
-        return Loaded(stratified_sample(load_native(path), limit, seed), source=str(path))
+        loaded = load_native(path, skip_bad_rows=skip_bad_rows)
+        return dataclasses.replace(loaded, tasks=stratified_sample(loaded.tasks, limit, seed))
     raise UnknownTaskSet(
         f"unknown task set {ref!r}: use 'builtin', one of {', '.join(SUITE)}, "
         f"finben:NAME ({', '.join(finben_names())}), a .yaml task config, or a task file"

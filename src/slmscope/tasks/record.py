@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -30,3 +32,9 @@ class Task:
     context: str | None = None  # passage or table (markdown) the question is about
     rule: str | None = None  # how the gold answer was produced, for readers to check
     meta: dict[str, str] = field(default_factory=dict)
+
+    def fingerprint(self) -> str:
+        """What the row holds (prompt, context, choices, gold), as 12 hex digits: a row edited
+        in its file is another sample, whatever its id."""
+        held = [self.prompt, self.context, list(self.choices), self.gold]
+        return hashlib.sha256(json.dumps(held).encode()).hexdigest()[:12]

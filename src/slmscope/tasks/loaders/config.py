@@ -53,28 +53,39 @@ class TaskConfig:
         return self.scorer or DEFAULT_SCORER[self.task_type]
 
 
-def parse_config(data: Any, path: Path) -> TaskConfig:
-    """A TaskConfig from parsed YAML; every problem names the file and the key."""
+def parse_config(data: Any, path: Path, lines: dict[str, int] | None = None) -> TaskConfig:
+    """A TaskConfig from parsed YAML; every problem names the file, the line and the key
+    (`lines`: each top-level key's line; a missing key is reported at line 1)."""
+
+    def at(key: str) -> int:
+        return (lines or {}).get(key, 1)
+
     if not isinstance(data, dict):
         raise TaskFileError(path, 1, "a task config must be a YAML mapping")
     known = {f.name for f in fields(TaskConfig)} - {"base_dir"}
-    unknown = sorted(set(data) - known)
+    unknown = sorted(set(data) - known, key=lambda k: at(str(k)))
     if unknown:
-        raise TaskFileError(path, 0, f"unknown key(s) {unknown}; known: {sorted(known)}")
+        raise TaskFileError(
+            path, at(str(unknown[0])), f"unknown key(s) {unknown}; known: {sorted(known)}"
+        )
     for key in ("name", "task_type"):
         if not data.get(key):
-            raise TaskFileError(path, 0, f"missing key {key!r}")
+            raise TaskFileError(path, at(key), f"missing key {key!r}")
     if data["task_type"] not in TASK_TYPES:
         raise TaskFileError(
-            path, 0, f"key 'task_type': {data['task_type']!r} is not one of {', '.join(TASK_TYPES)}"
+            path,
+            at("task_type"),
+            f"key 'task_type': {data['task_type']!r} is not one of {', '.join(TASK_TYPES)}",
         )
     if not data.get("file") and not data.get("hub"):
         data = {**data, "file": f"{data['name']}.jsonl"}
     if data.get("shape", "auto") not in SHAPES:
-        raise TaskFileError(path, 0, f"key 'shape': use one of {SHAPES}")
+        raise TaskFileError(path, at("shape"), f"key 'shape': use one of {SHAPES}")
     scorer = data.get("scorer") or ""
     if scorer and scorer not in SCORERS:
-        raise TaskFileError(path, 0, f"key 'scorer': {scorer!r} is not one of {sorted(SCORERS)}")
+        raise TaskFileError(
+            path, at("scorer"), f"key 'scorer': {scorer!r} is not one of {sorted(SCORERS)}"
+        )
     choices = data.get("choices") or []
     if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
         hint = (
@@ -82,25 +93,36 @@ def parse_config(data: Any, path: Path) -> TaskConfig:
             if any(isinstance(c, bool) for c in choices or [])
             else ""
         )
-        raise TaskFileError(path, 0, f"key 'choices': expected a list of strings{hint}")
+        raise TaskFileError(path, at("choices"), f"key 'choices': expected a list of strings{hint}")
     for key in ("few_shot", "seed"):
         if not isinstance(data.get(key, 0), int) or data.get(key, 0) < 0:
-            raise TaskFileError(path, 0, f"key {key!r}: expected a whole number >= 0")
+            raise TaskFileError(path, at(key), f"key {key!r}: expected a whole number >= 0")
     limit = data.get("limit")
     if limit is not None and (not isinstance(limit, int) or limit < 1):
-        raise TaskFileError(path, 0, "key 'limit': expected a whole number >= 1")
+        raise TaskFileError(path, at("limit"), "key 'limit': expected a whole number >= 1")
     return TaskConfig(**{**data, "choices": tuple(choices), "base_dir": path.parent})
 
 
 def load_config(path: Path) -> TaskConfig:
+    if path.is_dir():
+        raise TaskFileError(path, 0, "is a folder, not a task config")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
+        data = yaml.safe_load(text)
+        node = yaml.compose(text)
     except OSError as err:
         raise TaskFileError(path, 0, f"cannot read the file ({err.strerror or err})") from err
     except UnicodeDecodeError as err:
-        raise TaskFileError(path, 0, f"not UTF-8 text (at byte {err.start})") from err
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise TaskFileError(path, line, f"not UTF-8 text (at byte {err.start})") from err
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 0
         raise TaskFileError(path, line, f"not valid YAML ({err})") from err
-    return parse_config(data, path)
+    lines = (
+        {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
+        if isinstance(node, yaml.MappingNode)
+        else {}
+    )
+    return parse_config(data, path, lines)

@@ -19,7 +19,7 @@ from typing import Any
 
 from slmscope.tasks.errors import TaskFileError
 from slmscope.tasks.loaders.config import TaskConfig
-from slmscope.tasks.loaders.files import read_rows
+from slmscope.tasks.loaders.files import Unreadable, read_rows
 from slmscope.tasks.record import Task
 from slmscope.tasks.sampling import stratified_sample
 from slmscope.tasks.scoring import is_single_number, normalize_label, parse_entities
@@ -67,6 +67,8 @@ def load_dataset(
     seen: set[str] = set()
     for line, row in rows:
         try:
+            if isinstance(row, Unreadable):
+                raise _RowProblem("(row)", row.message)
             task = _task(cfg, dataset, row, line)
             if task.id in seen:
                 raise _RowProblem("id", f"duplicate id {task.id!r}")
@@ -74,7 +76,8 @@ def load_dataset(
             if skip_bad_rows and not problem.fatal:
                 bad.append(BadRow(source, line, problem.field, str(problem)))
                 continue
-            raise TaskFileError(source, line, f"field {problem.field!r}: {problem}") from None
+            said = f"field {problem.field!r}: " if problem.field != "(row)" else ""
+            raise TaskFileError(source, line, f"{said}{problem}") from None
         seen.add(task.id)
         tasks.append(task)
     if not tasks:

@@ -6,12 +6,21 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from slmscope.tasks.errors import TaskFileError
 
 FORMATS = ("jsonl", "json", "csv", "parquet")
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A row that could not be parsed (broken JSON, bytes that are not UTF-8, a CSV row of the
+    wrong length): the loader skips it under --skip-bad-rows, else stops on it."""
+
+    message: str
 
 
 def file_format(path: Path) -> str:
@@ -24,7 +33,10 @@ def file_format(path: Path) -> str:
 
 
 def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
-    """(line or row number, row) pairs; a row that cannot be parsed raises naming its line."""
+    """(line or row number, row) pairs. A JSON Lines or CSV row that cannot be parsed comes as
+    `Unreadable` (its loader decides); a file that cannot be read at all raises."""
+    if path.is_dir():
+        raise TaskFileError(path, 0, "is a folder, not a task file")
     if not path.is_file():
         raise TaskFileError(path, 0, "file not found")
     kind = file_format(path)
@@ -52,15 +64,20 @@ def _text(path: Path) -> str:
 
 
 def _jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    for number, line in enumerate(_text(path).splitlines(), 1):
+    raw = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+    for number, data in enumerate(raw.splitlines(), 1):
+        try:
+            line = data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            yield number, Unreadable(f"not UTF-8 text (byte 0x{data[err.start]:02x} at column "
+                                     f"{err.start + 1})")  # fmt: skip
+            continue
         if not line.strip():
             continue
         try:
             yield number, json.loads(line)
         except json.JSONDecodeError as err:
-            raise TaskFileError(
-                path, number, f"not valid JSON ({err.msg} at column {err.colno})"
-            ) from err
+            yield number, Unreadable(f"not valid JSON ({err.msg} at column {err.colno})")
 
 
 def _json(path: Path) -> Iterator[tuple[int, Any]]:
@@ -77,10 +94,18 @@ def _json(path: Path) -> Iterator[tuple[int, Any]]:
 
 def _csv(path: Path) -> Iterator[tuple[int, Any]]:
     reader = csv.DictReader(io.StringIO(_text(path), newline=""))
+    header = reader.fieldnames or []
+    if len(header) == 1 and ";" in header[0]:
+        raise TaskFileError(
+            path, 1, "the header is one column holding ';': slmscope reads comma-separated CSV"
+        )
     for row in reader:
         if None in row:
-            raise TaskFileError(path, reader.line_num, "more cells than header columns")
-        yield reader.line_num, row
+            yield reader.line_num, Unreadable("more cells than header columns")
+        elif None in row.values():
+            yield reader.line_num, Unreadable("fewer cells than header columns")
+        else:
+            yield reader.line_num, row
 
 
 def _parquet(path: Path) -> Iterator[tuple[int, Any]]:

@@ -157,12 +157,16 @@ def test_trace_says_where_a_sample_is_stored(server: FakeServer, tmp_path: Path)
     assert code == 2 and "it is stored under: good / base / none" in out
 
 
-def background_run(server: FakeServer, out: Path, limit: int = 8) -> subprocess.Popen[str]:
-    """`slmscope run` in its own process against the slow model (0.5 s a sample)."""
+def background_run(
+    server: FakeServer, out: Path, limit: int = 20, *, sigint_ignored: bool = False
+) -> subprocess.Popen[str]:
+    """`slmscope run` in its own process against the slow model (0.5 s a sample); with
+    `sigint_ignored` as a script's background job starts (SIGINT ignored)."""
     argv = served_run(server, out, "--limit", str(limit), model="slow")
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
     return subprocess.Popen(
         [sys.executable, "-m", "slmscope", *argv],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ignore,
     )  # fmt: skip
 
 
@@ -182,10 +186,12 @@ def wait_for_samples(out: Path, n: int, proc: subprocess.Popen[str]) -> None:
         time.sleep(0.1)
 
 
-def test_sigterm_is_ctrl_c(server: FakeServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sigint_ignored", [False, True])
+def test_sigterm_is_ctrl_c(server: FakeServer, tmp_path: Path, sigint_ignored: bool) -> None:
     out = tmp_path / "run"
-    proc = background_run(server, out)
+    proc = background_run(server, out, sigint_ignored=sigint_ignored)
     wait_for_samples(out, 2, proc)
+    assert proc.poll() is None, "the run ended before the signal"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -201,7 +207,7 @@ def test_one_run_directory_has_one_writer(server: FakeServer, tmp_path: Path) ->
     try:
         wait_for_samples(out, 1, proc)
         requests = len(server.requests)
-        code, said = cli(*served_run(server, out, "--limit", "8"))
+        code, said = cli(*served_run(server, out, "--limit", "20"))
         assert code == 2 and "is being written by another slmscope process (pid" in said
         assert f"pid {proc.pid}" in said
         assert len([r for r in server.requests[requests:] if r.get("model") == "good"]) <= 1

@@ -168,3 +168,16 @@ def test_only_runs_of_dead_processes_here_are_abandoned(target: tuple[str, Opene
         "dead-here": "abandoned",
         "old": "abandoned",
     }
+
+
+def test_stale_samples_are_kept_and_marked(target: tuple[str, Opener]) -> None:
+    _, open_store = target
+    store = open_store()
+    store.write_sample(result("k1", content="abc"), steps("k1"))
+    store.write_sample(result("k2"), steps("k2"))
+    store.mark_stale(["k1"])
+    assert [(r.cell_key, r.stale, r.content) for r in store.results()] == [
+        ("k1", True, "abc"),
+        ("k2", False, None),
+    ]
+    store.close()

@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -46,7 +47,7 @@ def run_and_show(
     view = SweepView()
     # SIGTERM (a job scheduler, `kill`, a container stopping) is Ctrl-C: finished samples kept,
     # the run marked interrupted, one line said.
-    before = signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
+    before = signal.signal(signal.SIGTERM, _as_ctrl_c)
     try:
         summary = sweep(spec, out, view, retry_failed=retry_failed, db=db, cache=cache, ray=ray)
     except KeyboardInterrupt:
@@ -66,6 +67,16 @@ def run_and_show(
         )
         raise typer.Exit(1)
     return summary
+
+
+def _as_ctrl_c(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM handled as SIGINT is: by the event loop's handler (which cancels the sweep) or
+    Python's. Where SIGINT is ignored (a background job of a script), Ctrl-C's exception."""
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signum, frame)
+    else:
+        raise KeyboardInterrupt
 
 
 # How a sweep is carried out (not what it measures): shared by `run` and `sweep`.

@@ -240,7 +240,7 @@ class SqlStore:
         p = self.dialect.param
         with self._transaction():
             for key in cell_keys:
-                self._execute(f"UPDATE results SET stale = {p} WHERE cell_key = {p}", (True, key))
+                self._execute(f"UPDATE results SET stale = {p} WHERE cell_key = {p}", (1, key))
 
     def bad_rows(self) -> list[dict[str, Any]]:
         return self._read("SELECT * FROM bad_rows ORDER BY id")

@@ -172,7 +172,10 @@ async def run_python(code: str, limits: SandboxLimits | None = None) -> SandboxR
     )
     group = None
     if iso.cgroups is not None:  # the tmpfs's pages and inodes count with the code's memory
-        group = RunGroup(iso.cgroups, (lim.memory_mb + lim.tmp_mb) << 20, lim.processes + 1)
+        try:
+            group = RunGroup(iso.cgroups, (lim.memory_mb + lim.tmp_mb) << 20, lim.processes + 1)
+        except OSError as err:
+            raise SandboxUnavailable(f"no cgroup could be made for the run ({err})") from err
     try:
         return await _run(iso, lim, data, config, group)
     finally:
@@ -213,8 +216,14 @@ async def _run(
     try:
         init = _init_pid(info_r)
         if group is not None and init is not None:
-            group.adopt(proc.pid, init)  # held: nothing of the code has run yet
-        os.write(block_w, b"go")
+            try:
+                group.adopt(proc.pid, init)  # held: nothing of the code has run yet
+            except ProcessLookupError:
+                pass  # bubblewrap already gave up: nothing runs that a group could hold
+            except OSError as err:
+                raise SandboxUnavailable(f"the run's cgroup could not take it ({err})") from err
+        with contextlib.suppress(BrokenPipeError):  # bubblewrap may have failed and gone
+            os.write(block_w, b"go")
         watch = _Watch(proc.pid, init, proc.stdout.fileno(), lim.output_bytes)
         await asyncio.wait(
             (watch.exited, watch.capped), timeout=lim.wall_s, return_when="FIRST_COMPLETED"

@@ -99,7 +99,7 @@ class RunGroup:
         self.folders = list(dict.fromkeys((parents.memory / name, parents.pids / name)))
         try:
             for folder in self.folders:
-                folder.mkdir()
+                folder.mkdir(exist_ok=True)  # one left by a killed process of the same pid
             limit = memory_bytes + SLACK_BYTES
             if parents.version == 2:
                 (self.folders[0] / "memory.max").write_text(str(limit))

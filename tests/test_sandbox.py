@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from sandbox_attacks import UNHOOK, leftovers  # the catalogue of attacks keeps them
 from slmscope.tools.base import ToolError
 from slmscope.tools.isolation import availability
 from slmscope.tools.python_sandbox import PythonSandbox, SandboxLimits, run_python
@@ -31,30 +32,9 @@ pytestmark = pytest.mark.skipif(not AVAILABLE and os.environ.get("CI") != "true"
 
 FAST = SandboxLimits(wall_s=5, cpu_s=5, output_bytes=4000)
 SPAWN = SandboxLimits(wall_s=5, cpu_s=5, output_bytes=4000, spawn=True)
-# The attack the landed hook fell to: reach the hook's closure and empty its refusal set.
-UNHOOK = (
-    "import gc\n"
-    "for _f in gc.get_objects():\n"
-    "    if type(_f).__name__ == 'function' and _f.__code__.co_name == 'hook':\n"
-    "        for _c in _f.__closure__ or ():\n"
-    "            _c.cell_contents = frozenset()\n"
-)
-
-
 def sandbox(code: str, limits: SandboxLimits = FAST) -> tuple[str, int | None, bool, bool]:
     r = asyncio.run(run_python(code, limits))
     return r.output, r.exit_code, r.timed_out, r.truncated
-
-
-def leftovers() -> list[str]:
-    """Host processes still running a sandbox's prelude."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            with contextlib.suppress(OSError):
-                if b"/sandbox/prelude.py" in (proc / "cmdline").read_bytes():
-                    found.append(proc.name)
-    return found
 
 
 @pytest.fixture

@@ -241,12 +241,13 @@ async def sweep_async(
         abandoned = store.abandon_runs(now())
         if abandoned:
             emit(RunsAbandoned(abandoned, out))
-        stale, changed, unmarked = superseded(store.results(), plan(spec, tasks))
+        cells = plan(spec, tasks)
+        stale, changed, unmarked = superseded(store.results(), cells)
         if stale:
             store.mark_stale(stale)
             emit(StaleSamples(changed, unmarked, out))
         if retry_failed:
-            mine = {c.key for c in plan(spec, tasks)}
+            mine = {c.key for c in cells}
             failed = [
                 r.cell_key
                 for r in store.results()
@@ -289,7 +290,7 @@ async def sweep_async(
         if replies is not None:
             replies.close()
     t = totals[0]
-    keys = frozenset(c.key for c in plan(spec, tasks))
+    keys = frozenset(c.key for c in cells)
     return SweepSummary(t.run_id, out, db or out, t.planned, t.skipped, t.done, keys)
 
 

@@ -272,6 +272,12 @@ def _compile_filter(allow_processes: bool) -> Path:
     )
 
 
+@functools.cache
+def prelude_source() -> bytes:
+    """The prelude every run starts with, read once per process."""
+    return PRELUDE.read_bytes()
+
+
 def data_fd(data: bytes, name: str) -> int:
     """An anonymous in-memory file holding `data`, positioned at its start."""
     fd = os.memfd_create(name, os.MFD_CLOEXEC)
@@ -285,7 +291,7 @@ def _probe(candidate: Isolation) -> None:
     fds = (
         os.open(candidate.filters[False], os.O_RDONLY | os.O_CLOEXEC),
         os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC),
-        data_fd(PRELUDE.read_bytes(), "prelude.py"),
+        data_fd(prelude_source(), "prelude.py"),
     )
     try:
         done = subprocess.run(

@@ -31,11 +31,11 @@ from typing import Any, ClassVar
 
 from slmscope.tools.base import ToolError, require_str
 from slmscope.tools.isolation import (
-    PRELUDE,
     Isolation,
     SandboxUnavailable,
     data_fd,
     isolation,
+    prelude_source,
 )
 from slmscope.tools.sandbox_cgroup import RunGroup
 
@@ -188,7 +188,7 @@ async def _run(
     iso: Isolation, lim: SandboxLimits, data: bytes, config: str, group: RunGroup | None
 ) -> SandboxResult:
     code_fd = data_fd(data, "code.py")
-    prelude_fd = data_fd(PRELUDE.read_bytes(), "prelude.py")
+    prelude_fd = data_fd(prelude_source(), "prelude.py")
     filter_fd = os.open(iso.filters[lim.spawn], os.O_RDONLY | os.O_CLOEXEC)
     info_r, info_w = os.pipe()
     block_r, block_w = os.pipe()

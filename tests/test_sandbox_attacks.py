@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from sandbox_attacks import ATTACKS, GAP, run_sync
+from slmscope.home import home_dir
 from slmscope.tools.isolation import SYSTEM_PYTHON, availability, isolation
 from slmscope.tools.python_sandbox import SandboxLimits
 
@@ -63,7 +64,10 @@ def readable_copy() -> Iterator[Path]:
         shutil.copy(Path(__file__).with_name("sandbox_attacks.py"), folder)
         home = folder / "home"
         home.mkdir()
-        os.chown(home, ORDINARY_UID, ORDINARY_UID)
+        isolation()  # the set-up step compiled the filters; that uid reuses them, builds nothing
+        shutil.copytree(home_dir() / "sandbox", home / "sandbox")
+        for path in (home, *home.rglob("*")):
+            os.chown(path, ORDINARY_UID, ORDINARY_UID)
         for path in (folder, *folder.rglob("*")):
             path.chmod(0o755 if path.is_dir() else 0o644)
         yield folder

@@ -29,7 +29,6 @@ from slmscope.models.llamacpp import load_llama
 from slmscope.models.pull import pull
 from slmscope.paradigms.agent_prompts import agent_prompt
 from slmscope.paradigms.constraint import agent_constraint
-from slmscope.paradigms.prompts import task_text
 from slmscope.paradigms.single_agent import SINGLE_ROLE, task_tools
 from slmscope.tasks.builtin import SUITE
 from slmscope.tools.knowledge import KnowledgeSearch
@@ -71,12 +70,14 @@ def main() -> None:
     prompts = []
     for make in SUITE.values():
         task = make()[0]
-        tools = task_tools(task, knowledge)
+        problem = task.problem
+        tools = task_tools(problem, knowledge)
         messages = [
-            {"role": "system", "content": agent_prompt(SINGLE_ROLE, tools, "tags", task)},
-            {"role": "user", "content": task_text(task)},
+            {"role": "system", "content": agent_prompt(SINGLE_ROLE, tools, "tags")},
+            {"role": "user", "content": problem.text()},
         ]
-        prompts.append((messages, agent_constraint(tools, task, final_only=False).grammar))
+        fmt = problem.answer
+        prompts.append((messages, agent_constraint(tools, fmt, final_only=False).grammar))
     lazies: list[LazyGrammar] = []
 
     def lazy(grammar: str) -> dict[str, Any]:

@@ -25,7 +25,8 @@ from slmscope.models import GenerationConfig, resolve
 from slmscope.models.llamacpp import load_llama
 from slmscope.models.pull import pull
 from slmscope.paradigms.prompts import base_messages
-from slmscope.runs.executor import execute
+from slmscope.runs.executor import RunTotals, execute
+from slmscope.runs.plan import resolve as resolve_sweep
 from slmscope.runs.spec import RunSpec
 from slmscope.runs.store import Store
 from slmscope.tasks.record import Task
@@ -84,7 +85,7 @@ def main() -> None:
         wall, cpu = time.perf_counter(), time.process_time()
         for task in block:
             llm.create_chat_completion(
-                messages=base_messages(task),
+                messages=base_messages(task.problem),
                 max_tokens=gen.max_tokens,
                 temperature=gen.temperature,
                 top_p=gen.top_p,
@@ -92,11 +93,15 @@ def main() -> None:
             )
         return time.perf_counter() - wall, time.process_time() - cpu
 
+    async def run_block(block: list[Task], store: Store) -> RunTotals:
+        resolved = await resolve_sweep(spec, cards={card.id: card}, tasks=block)
+        return await execute(resolved, store)
+
     def slmscope(block: list[Task]) -> tuple[float, float]:
         with tempfile.TemporaryDirectory() as tmp:
             store = Store(Path(tmp))
             wall, cpu = time.perf_counter(), time.process_time()
-            totals = asyncio.run(execute(spec, {card.id: card}, block, store))
+            totals = asyncio.run(run_block(block, store))
             elapsed = time.perf_counter() - wall, time.process_time() - cpu
             store.close()
         assert totals.done == len(block)

@@ -17,6 +17,7 @@ import pytest
 
 from slmscope.metering.usage import Timings, Usage
 from slmscope.models.base import (
+    Abilities,
     BackendError,
     BackendInfo,
     Completion,
@@ -123,16 +124,20 @@ class ScriptedBackend:
     """Replies from a script, for deterministic control-flow tests (never the only test)."""
 
     def __init__(
-        self, replies: Sequence[str | BackendError | Completion], name: str = "scripted"
+        self,
+        replies: Sequence[str | BackendError | Completion],
+        name: str = "scripted",
+        abilities: Abilities | None = None,
     ) -> None:
         self.replies = list(replies)
         self.name = name
+        self.abilities = abilities or Abilities()  # a stand-in for a server says it has slots
         self.calls: list[list[Message]] = []
         self.gens: list[GenerationConfig] = []
         self.options: list[dict[str, Any]] = []  # stop, tools and constraint of each call
 
     async def describe(self) -> BackendInfo:
-        return BackendInfo("scripted", True, True, {"script": self.name})
+        return BackendInfo("scripted", True, True, {"script": self.name}, abilities=self.abilities)
 
     async def chat(self, messages: Sequence[Message], gen: GenerationConfig) -> Completion:
         self.calls.append([m.copy() for m in messages])

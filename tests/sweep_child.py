@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from conftest import ScriptedBackend
-from slmscope.models.base import Completion, GenerationConfig, Message
+from slmscope.models.base import Abilities, Completion, GenerationConfig, Message
 from slmscope.runs import RunSpec, sweep
 
 MODEL = "served-model"
@@ -25,6 +25,7 @@ SPEC = RunSpec(
     limit=6,
     base_url="http://127.0.0.1:9/v1",
     concurrency=4,
+    harnesses=("repair",),  # a stand-in server: it answers no grammar probe
 )
 LABELS = ("positive", "negative", "neutral")
 
@@ -47,4 +48,5 @@ class Server(ScriptedBackend):
 
 
 if __name__ == "__main__":
-    sweep(SPEC, Path(sys.argv[1]), backends={MODEL: Server([], name=MODEL)})
+    server = Server([], name=MODEL, abilities=Abilities(parallel_slots=True))
+    sweep(SPEC, Path(sys.argv[1]), backends={MODEL: server})

@@ -33,7 +33,7 @@ def answer(text: str) -> str:
 
 def run(paradigm: object, task: object, *replies: object) -> tuple[Trace, ScriptedBackend]:
     backend = ScriptedBackend(list(replies))  # type: ignore[arg-type]
-    trace = asyncio.run(paradigm.solve(task, backend, GenerationConfig()))  # type: ignore[attr-defined]
+    trace = asyncio.run(paradigm.solve(task.problem, backend, GenerationConfig()))  # type: ignore[attr-defined]
     return trace, backend
 
 
@@ -151,7 +151,10 @@ def test_the_supervisor_prompt_example_uses_its_own_tools() -> None:
     assert "calculator" not in example
     # The supervisor is told when to ask each specialist; numbers go to the quant agent.
     assert "- quant_agent: Ask it anything with numbers" in system
-    assert system.endswith("The final answer is exactly one of: positive, negative, neutral.")
+    # The answer's format is part of the problem, as every paradigm states it.
+    user = backend.calls[0][1]["content"]
+    assert user.endswith("The final answer is exactly one of: positive, negative, neutral.")
+    assert "The final answer is exactly" not in system
 
 
 def test_multi_agent_routing_failure() -> None:

@@ -22,8 +22,8 @@ from slmscope.cli import app
 from slmscope.errors import ConfigError
 from slmscope.models.catalog import CATALOG, resolve
 from slmscope.runs import RunSpec
+from slmscope.runs.plan import ignored_settings
 from slmscope.runs.spec_file import load_spec
-from slmscope.runs.sweep import ignored_settings
 from slmscope.tasks import TaskFileError, load_tasks
 
 SMOL = "smollm2-135m-instruct"
@@ -242,7 +242,11 @@ def test_a_full_disk_is_one_line_and_what_was_saved_stays(
         filler = small / "filler"
         with filler.open("wb") as f:  # leave about 160 kB free
             f.write(b"0" * (os.statvfs(small).f_bavail * os.statvfs(small).f_frsize - 160_000))
-        code, said = cli(*served_run(server, small / "run", "--limit", "20", "-p", "single"))
+        code, said = cli(
+            *served_run(
+                server, small / "run", "--limit", "20", "-p", "single", "--harness", "repair"
+            )
+        )
         assert code == 2 and "database or disk is full" in said and "free some space" in said
         saved = int(said.split(" samples of this run are saved")[0].rsplit("(", 1)[-1])
         filler.unlink()

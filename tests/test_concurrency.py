@@ -16,7 +16,13 @@ import pytest
 
 from conftest import ScriptedBackend
 from slmscope.metering.energy import EnergyReading
-from slmscope.models.base import BackendUnavailable, Completion, GenerationConfig, Message
+from slmscope.models.base import (
+    Abilities,
+    BackendUnavailable,
+    Completion,
+    GenerationConfig,
+    Message,
+)
 from slmscope.models.metered import MeteredBackend
 from slmscope.runs import RunSpec, sweep
 from slmscope.runs.store import Store
@@ -29,7 +35,7 @@ class SlowServer(ScriptedBackend):
     """Answers every call after `delay` seconds; counts the calls in flight."""
 
     def __init__(self, delay: float, fail_at: int | None = None) -> None:
-        super().__init__([], name=MODEL)
+        super().__init__([], name=MODEL, abilities=Abilities(parallel_slots=True))
         self.delay, self.fail_at = delay, fail_at
         self.in_flight = self.peak = 0
         self.order: list[tuple[str, int]] = []  # (sample text, turn) as the calls arrive

@@ -21,11 +21,11 @@ from slmscope.paradigms.loop_records import AgentLimits
 from slmscope.paradigms.multi_agent import MultiAgent
 from slmscope.paradigms.protocol import parse_reply
 from slmscope.paradigms.single_agent import SingleAgent, task_tools
-from slmscope.runs.executor import execute
 from slmscope.runs.spec import RunSpec
 from slmscope.runs.store import Store
 from slmscope.tasks.builtin import SUITE
 from slmscope.tools.knowledge import KnowledgeSearch
+from sweeps import execute_spec
 
 PROTOCOL_FAILURES = {"no_action_or_answer", "action_not_json", "action_not_object"}
 PROTOCOL_FAILURES |= {"action_missing_tool", "action_bad_input", "empty_final_answer"}
@@ -37,7 +37,9 @@ def test_every_grammar_parses_in_llama_cpp(smol_path: Path) -> None:
     for make in SUITE.values():
         task = make()[0]
         for final_only in (False, True):
-            constraint = agent_constraint(task_tools(task, knowledge), task, final_only=final_only)
+            constraint = agent_constraint(
+                task_tools(task.problem, knowledge), task.problem.answer, final_only=final_only
+            )
             LazyGrammar(llm, constraint.grammar, greedy=True).close()
     with pytest.raises(GrammarError):
         LazyGrammar(llm, "root ::= undefined-rule", greedy=True)
@@ -47,7 +49,7 @@ def test_the_last_turn_admits_only_a_final_answer() -> None:
     task = SUITE["builtin:sentiment"]()[0]
     backend = ScriptedBackend(["<think>x</think><final_answer>positive</final_answer>"])
     agent = SingleAgent(AgentLimits(max_turns=1), harness="constrained")
-    trace = asyncio.run(agent.solve(task, backend, GenerationConfig()))
+    trace = asyncio.run(agent.solve(task.problem, backend, GenerationConfig()))
     assert trace.outcome == "ok"
     (constraint,) = [o["constraint"] for o in backend.options]
     assert constraint.name.startswith("agent-final:") and "<action>" not in constraint.grammar
@@ -59,7 +61,7 @@ def test_after_a_repeated_action_the_grammar_admits_only_a_final_answer() -> Non
     again = f"<think>x</think><action>{call}</action>"
     backend = ScriptedBackend([again, again, "<think>x</think><final_answer>2</final_answer>"])
     agent = SingleAgent(harness="constrained")
-    trace = asyncio.run(agent.solve(task, backend, GenerationConfig()))
+    trace = asyncio.run(agent.solve(task.problem, backend, GenerationConfig()))
     assert trace.outcome == "ok" and trace.steps[1].error == "repeated_action"
     kinds = [o["constraint"].name.split(":")[0] for o in backend.options]
     assert kinds == ["agent-turn", "agent-turn", "agent-final"]
@@ -77,8 +79,8 @@ def test_constrained_turns_always_parse_on_a_real_model(model: str, paradigm: st
     )
     tasks = [SUITE[name]()[0] for name in ("builtin:sentiment", "builtin:table_qa")]
     for task in tasks:
-        trace = asyncio.run(agent.solve(task, backend, GenerationConfig(max_tokens=200)))
-        known = set(task_tools(task, KnowledgeSearch()))
+        trace = asyncio.run(agent.solve(task.problem, backend, GenerationConfig(max_tokens=200)))
+        known = set(task_tools(task.problem, KnowledgeSearch()))
         known |= {"knowledge_agent", "nlp_agent", "quant_agent"}
         for step in trace.steps:
             assert step.error not in PROTOCOL_FAILURES, (step.error, step.output)
@@ -106,7 +108,7 @@ def test_a_real_server_obeys_the_grammar(llama_server: str) -> None:
 
     async def both() -> tuple[str, str]:
         try:
-            turn = agent_constraint({}, task, final_only=True)
+            turn = agent_constraint({}, task.problem.answer, final_only=True)
             return await ask(final, 32), await ask(turn, 48)
         finally:
             await backend.aclose()
@@ -136,5 +138,5 @@ def test_a_server_that_ignores_grammars_is_refused_before_running(
     cards = {SMOL: resolve(SMOL, base_url=llama_server)}
     tasks = SUITE["builtin:sentiment"]()[:1]
     with pytest.raises(ConstraintUnsupported, match="obeys none of the grammar fields"):
-        asyncio.run(execute(spec, cards, tasks, store))
+        execute_spec(spec, cards, tasks, store)
     assert store.results() == [] and store.runs() == []

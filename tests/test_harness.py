@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import sqlite3
 from pathlib import Path
@@ -14,11 +13,12 @@ from typer.testing import CliRunner
 from conftest import SMOL, ScriptedBackend
 from slmscope.cli import app
 from slmscope.models.catalog import CATALOG
-from slmscope.paradigms.harness import REPAIR_REVISION
-from slmscope.runs.executor import execute
-from slmscope.runs.spec import RunSpec, plan
+from slmscope.paradigms.harness import HARNESSES
+from slmscope.runs.plan import interpret
+from slmscope.runs.spec import RunSpec
 from slmscope.runs.store import Store
 from slmscope.tasks import load_tasks
+from sweeps import execute_spec
 
 TASKS = load_tasks("builtin:sentiment").tasks[:2]
 
@@ -30,7 +30,7 @@ def test_each_agent_runs_under_each_harness_and_base_once(tmp_path: Path) -> Non
         tasks=("builtin:sentiment",),
         harnesses=("strict", "repair"),
     )
-    cells = plan(spec, TASKS)
+    cells = interpret(spec, cards={"scripted": CATALOG[SMOL]}, tasks=TASKS).cells
     assert [(c.paradigm, c.harness) for c in cells[:3]] == [
         ("base", "none"),
         ("single", "strict"),
@@ -43,7 +43,7 @@ def test_each_agent_runs_under_each_harness_and_base_once(tmp_path: Path) -> Non
     content = f"|c:{TASKS[0].fingerprint()}"
     strict = f"scripted|single|{TASKS[0].dataset}|{TASKS[0].id}|{tag}"
     assert keys["single", "strict"] == strict + content
-    assert keys["single", "repair"] == strict + f"|repair.r{REPAIR_REVISION}" + content
+    assert keys["single", "repair"] == strict + f"|repair.r{HARNESSES['repair'].revision}" + content
     # The same untagged reply: a failure under strict, repaired under repair.
     untagged = "<think>easy</think> it reads as positive to me"
     script = []
@@ -52,7 +52,7 @@ def test_each_agent_runs_under_each_harness_and_base_once(tmp_path: Path) -> Non
     store = Store(tmp_path / "run")
     backend = ScriptedBackend(script)
     cards = {"scripted": CATALOG[SMOL]}
-    asyncio.run(execute(spec, cards, TASKS, store, backends={"scripted": backend}))
+    execute_spec(spec, cards, TASKS, store, backends={"scripted": backend})
     results = {(r.paradigm, r.harness, r.sample_id): r for r in store.results()}
     assert len(results) == 6
     first = TASKS[0].id
@@ -61,7 +61,7 @@ def test_each_agent_runs_under_each_harness_and_base_once(tmp_path: Path) -> Non
     assert results["single", "repair", first].outcome == "ok"
     repaired = [s for s in store.steps() if s.harness == "repair" and s.sample_id == first]
     assert [s.repair for s in repaired] == [False, True]
-    again = asyncio.run(execute(spec, cards, TASKS, store, backends={"scripted": backend}))
+    again = execute_spec(spec, cards, TASKS, store, backends={"scripted": backend})
     assert (again.skipped, again.done) == (6, 0)  # resumed: nothing runs twice
     store.close()
     shown = CliRunner().invoke(app, ["trace", str(tmp_path / "run"), first, "--harness", "repair"])

@@ -11,7 +11,9 @@ import pytest
 
 from conftest import SHARED_FINBEN
 from slmscope.tasks import TaskFileError, UnknownTaskSet, finben_config, finben_names, load_tasks
-from slmscope.tasks.scoring import parse_entities, parse_numbers
+from slmscope.tasks.labels import parse_entities
+from slmscope.tasks.numeric import parse_numbers
+from slmscope.tasks.record import Task
 
 LOCAL_SETS = ("fpb", "fiqasa", "headlines", "ner", "finqa", "bigdata22", "cikm18")
 needs_finben = pytest.mark.skipif(
@@ -269,8 +271,8 @@ def test_tatqa_style_answers_are_scored_by_token_f1_and_rows_without_ids_get_sta
 
 def score(task: object, reply: str) -> float:
     from slmscope.paradigms.protocol import final_answer_tag
-    from slmscope.tasks.scoring import extract_answer
     from slmscope.tasks.scoring import score as score_answer
 
-    answer = extract_answer(task, final_answer_tag(reply) or reply)  # type: ignore[arg-type]
-    return score_answer(task, answer)  # type: ignore[arg-type]
+    assert isinstance(task, Task)
+    answer = task.problem.answer.read(final_answer_tag(reply) or reply)
+    return score_answer(task, answer)

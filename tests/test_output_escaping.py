@@ -64,7 +64,7 @@ def test_csv_export_runs_no_formula(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     with (folder / "export" / "steps.csv").open(newline="") as f:
         step = next(csv.DictReader(f))
-    assert step["observation"] == "'=HYPERLINK(\"http://evil\",\"click\")"
+    assert step["observation"] == '\'=HYPERLINK("http://evil","click")'
     with (folder / "export" / "results.csv").open(newline="") as f:
         row = next(csv.DictReader(f))
     assert row["gold"].startswith("'=") and row["final_answer"] == "'@SUM(A1)"
@@ -89,4 +89,3 @@ def test_terminal_tables_show_names_as_text() -> None:
         console.print(results_table(summary))
     out = captured.get()
     assert "[red]m[/]" in out and "d\\x1b[2J" in out and "\x1b[2J" not in out
-

@@ -22,14 +22,15 @@ TASK = sentiment()[0]  # gold: positive
 
 def solve(*replies: object) -> object:
     backend = ScriptedBackend(list(replies))  # type: ignore[arg-type]
-    return asyncio.run(Base().solve(TASK, backend, GenerationConfig())), backend
+    return asyncio.run(Base().solve(TASK.problem, backend, GenerationConfig())), backend
 
 
 def test_tagged_answer_wins_over_other_labels() -> None:
     trace, backend = solve("Not negative at all. <final_answer>Positive</final_answer>")
     assert trace.outcome == "ok" and trace.final_answer == "positive"  # type: ignore[attr-defined]
     system, user = backend.calls[0]  # type: ignore[attr-defined]
-    assert "<final_answer>" in system["content"] and TASK.prompt == user["content"]
+    assert "<final_answer>" in system["content"] and TASK.problem.text() == user["content"]
+    assert user["content"].startswith(TASK.prompt)  # then the answer-format line, as for agents
 
 
 def test_untagged_reply_falls_back_to_label_extraction() -> None:

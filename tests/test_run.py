@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import json
 import sqlite3
@@ -18,10 +17,10 @@ from slmscope import analysis
 from slmscope.models.base import BackendUnavailable
 from slmscope.models.catalog import CATALOG
 from slmscope.paradigms.trace import OUTCOMES
-from slmscope.runs.executor import execute
 from slmscope.runs.spec import RunSpec
 from slmscope.runs.store import RESULT_COLUMNS, STEP_COLUMNS, Store
 from slmscope.tasks import SUITE, load_tasks
+from sweeps import execute_spec
 
 
 def slmscope(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -172,11 +171,11 @@ def test_crash_mid_sweep_keeps_finished_samples_and_resumes(tmp_path: Path) -> N
     store = Store(tmp_path / "crash")
     dying = ScriptedBackend(["positive", "negative", BackendUnavailable("server gone")])
     with pytest.raises(BackendUnavailable):
-        asyncio.run(execute(spec, cards, tasks, store, backends={"scripted": dying}))
+        execute_spec(spec, cards, tasks, store, backends={"scripted": dying})
     assert [r.sample_id for r in store.results()] == ["sent-01", "sent-02"]
     assert store.runs()[0]["status"] == "failed"
     healthy = ScriptedBackend(["neutral"] * 3)
-    totals = asyncio.run(execute(spec, cards, tasks, store, backends={"scripted": healthy}))
+    totals = execute_spec(spec, cards, tasks, store, backends={"scripted": healthy})
     assert (totals.skipped, totals.done) == (2, 3)
     assert len(healthy.calls) == 3
     assert [r.sample_id for r in store.results()] == [t.id for t in tasks]

@@ -32,6 +32,8 @@ pytestmark = pytest.mark.skipif(not AVAILABLE and os.environ.get("CI") != "true"
 
 FAST = SandboxLimits(wall_s=5, cpu_s=5, output_bytes=4000)
 SPAWN = SandboxLimits(wall_s=5, cpu_s=5, output_bytes=4000, spawn=True)
+
+
 def sandbox(code: str, limits: SandboxLimits = FAST) -> tuple[str, int | None, bool, bool]:
     r = asyncio.run(run_python(code, limits))
     return r.output, r.exit_code, r.timed_out, r.truncated
@@ -373,7 +375,7 @@ def test_an_agent_runs_code_through_the_sandbox() -> None:
             f"<final_answer>{task.gold}</final_answer>",
         ]
     )
-    trace = asyncio.run(SingleAgent().solve(task, backend, GenerationConfig()))
+    trace = asyncio.run(SingleAgent().solve(task.problem, backend, GenerationConfig()))
     assert trace.outcome == "ok"
     assert [s.tool for s in trace.steps[:2]] == ["python", "python"]
     assert trace.steps[0].observation == "45\n"

@@ -12,6 +12,8 @@ from conftest import SMOL
 from slmscope.cli import app
 from slmscope.cli.app import console
 from slmscope.errors import ConfigError
+from slmscope.paradigms import DEFAULT_HARNESS
+from slmscope.runs.spec import RunSpec
 from slmscope.runs.spec_file import load_spec
 
 SHORTEST = f"""models: [{SMOL}]
@@ -31,7 +33,8 @@ def test_the_shortest_spec_gets_the_studys_defaults(tmp_path: Path) -> None:
     (run,) = load_spec(write(tmp_path, SHORTEST)).runs
     assert run.models == (SMOL,) and run.paradigms == ("base",) and run.limit == 3
     assert (run.gen.temperature, run.gen.top_p, run.max_turns) == (0.0, 0.9, 5)
-    assert run.harnesses == ("repair",) and run.seed == 0
+    assert run.harnesses == (DEFAULT_HARNESS,) == RunSpec((SMOL,), ("base",), ("x",)).harnesses
+    assert run.seed == 0
 
 
 def test_a_full_spec_with_seeds_makes_one_run_per_seed(tmp_path: Path) -> None:

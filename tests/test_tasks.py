@@ -16,7 +16,6 @@ from slmscope.tasks.qa_metric import qa_exact, qa_f1
 from slmscope.tasks.record import TASK_TYPES, Task
 from slmscope.tasks.scoring import (
     entity_f1,
-    extract_answer,
     label_accuracy,
     numeric_match,
     rouge1,
@@ -267,12 +266,18 @@ def test_entity_f1_is_order_free_and_duplicate_aware() -> None:
     assert entity_f1("- Acme Corp: ORG", NER) == pytest.approx(0.5)
 
 
-def test_extraction_by_task_type() -> None:
-    assert extract_answer(SENT, "I think it is Negative overall") == "negative"
-    assert extract_answer(SENT, "no idea") is None
-    assert extract_answer(qa("4"), "first 3, then the answer is 4.20") == "4.20"
-    assert extract_answer(NER, "Entities:\nOslo, LOC\nnothing else") == "Oslo, LOC"
-    assert extract_answer(NER, "I found none") is None
+def test_extraction_by_answer_format() -> None:
+    def read(task: Task, text: str) -> str | None:
+        return task.problem.answer.read(text)
+
+    assert read(SENT, "I think it is Negative overall") == "negative"
+    assert read(SENT, "no idea") is None
+    assert read(qa("4"), "first 3, then the answer is 4.20") == "4.20"
+    assert read(qa("yes"), "Yes, it rose by 5%") == "yes"  # yes/no read in either format
+    assert read(qa("4"), "yes") == "yes"  # whatever the row's gold is
+    assert read(qa("4"), "It rose from 3 to 4, so yes") == "4"  # a number said wins
+    assert read(NER, "Entities:\nOslo, LOC\nnothing else") == "Oslo, LOC"
+    assert read(NER, "I found none") is None
     assert score(SENT, None) == 0.0
 
 

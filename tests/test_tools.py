@@ -158,7 +158,11 @@ def test_without_bubblewrap_the_python_tool_is_unavailable_never_weaker(
     with pytest.raises(ToolError, match="python: bubblewrap"):  # nothing runs, weaker or not
         asyncio.run(PythonSandbox().run({"code": "print(1)"}))
     task = SUITE["builtin:table_qa"]()[0]
-    assert set(task_tools(task, KnowledgeSearch())) == {"calculator", "knowledge_search", "lookup"}
+    assert set(task_tools(task.problem, KnowledgeSearch())) == {
+        "calculator",
+        "knowledge_search",
+        "lookup",
+    }
     spec = RunSpec(models=("m",), paradigms=("single",), tasks=("builtin",))
     assert versions()["python_tool"].startswith("unavailable: bubblewrap")
     unavailable_tag = spec.settings_tag()

@@ -25,12 +25,13 @@ from slmscope.errors import ConfigError
 from slmscope.metering.energy import DEFAULT_CORE_W, DEFAULT_IDLE_W
 from slmscope.models import GenerationConfig
 from slmscope.models.catalog import DEFAULT_MODEL
-from slmscope.paradigms import HARNESSES, PARADIGM_NAMES
+from slmscope.paradigms import DEFAULT_HARNESS, HARNESSES, PARADIGM_NAMES
 from slmscope.runs.estimate import PlanRow, estimate
+from slmscope.runs.plan import interpret
 from slmscope.runs.spec import RunSpec
 from slmscope.runs.spec_file import load_spec
 from slmscope.runs.store_pg import redacted
-from slmscope.runs.sweep import SweepSummary, load_all, sweep
+from slmscope.runs.sweep import SweepSummary, sweep
 
 
 def run_and_show(
@@ -128,7 +129,7 @@ def run(
         help=f"One of {', '.join(PARADIGM_NAMES)}. Repeatable: all run on the same samples.",
     ),
     harness: list[str] = typer.Option(
-        ["repair"],
+        [DEFAULT_HARNESS],
         "--harness",
         help=f"How agents' turns are held to the protocol: {', '.join(HARNESSES)}. Repeatable: "
         "all run on the same samples ('strict' is the reference study's).",
@@ -248,10 +249,10 @@ def quickstart(
         list(QUICKSTART_PARADIGMS), "--paradigm", "-p", help="Paradigms to compare. Repeatable."
     ),
     harness: list[str] = typer.Option(
-        ["constrained"],
+        [DEFAULT_HARNESS],
         "--harness",
-        help="Agent harnesses (repeatable). The default is the one that measured best on the "
-        "embedded model: every turn well-formed, the fewest tokens (see README).",
+        help="Agent harnesses (repeatable). The default, the same as `run`'s and `sweep`'s, "
+        "is the one that measured best on the embedded model (see README).",
     ),
     limit: int = typer.Option(
         3,
@@ -298,8 +299,8 @@ def sweep_command(
         spec = load_spec(spec_file)
         if plan_only:
             for run_spec in spec.runs:
-                tasks, _ = load_all(run_spec)
-                console.print(plan_table(estimate(run_spec, tasks, db or out), run_spec.seed))
+                cells = interpret(run_spec).cells
+                console.print(plan_table(estimate(cells, db or out), run_spec.seed))
             return
         for run_spec in spec.runs:
             run_and_show(

@@ -12,6 +12,7 @@ from slmscope.models.base import (
     BackendUnavailable,
     BadResponse,
     Completion,
+    Constraint,
     ContextOverflow,
     GenerationConfig,
     Message,
@@ -76,18 +77,35 @@ def open_backend(
     return LlamaCppBackend(path, n_ctx=n_ctx, n_threads=n_threads, name=f"llamacpp:{card.id}")
 
 
-async def check_backend(
-    card: ModelCard, *, stream: bool = True, timeout_s: float = 120.0, retries: int = 2
-) -> None:
-    """Before a run: a served model's server answers, serves it and replies well-formed; a
-    local model's file is present. Raises the BackendError that says which is not so."""
-    if not isinstance(card.source, ServedSource):
-        return  # its file is checked as it is opened, before anything runs
-    from slmscope.models.openai_compat import OpenAIBackend
+GRAMMAR_PROBE = GenerationConfig(max_tokens=4, constraint=Constraint("probe", 'root ::= "ok"'))
 
-    served = open_backend(card, stream=stream, timeout_s=timeout_s, retries=retries)
-    assert isinstance(served, OpenAIBackend)
+
+async def check_backend(
+    card: ModelCard,
+    *,
+    stream: bool = True,
+    timeout_s: float = 120.0,
+    retries: int = 2,
+    grammar: bool = False,
+    backend: Backend | None = None,
+) -> None:
+    """Before a run: a served model's server answers, serves it and replies well-formed, and
+    (`grammar`) applies a grammar where none is known to; a local model's file is checked as
+    it opens. `backend`: one the caller opened (a test's), used as it is for the grammar probe.
+    Raises the BackendError that says what is not so."""
+    abilities = card.abilities()
+    probe = grammar and not abilities.grammar_checked
+    if backend is None and abilities.needs_weights:
+        return
+    served = backend or open_backend(card, stream=stream, timeout_s=timeout_s, retries=retries)
     try:
-        await served.preflight()
+        if backend is None:
+            from slmscope.models.openai_compat import OpenAIBackend
+
+            assert isinstance(served, OpenAIBackend)
+            await served.preflight()
+        if probe:
+            await served.chat([{"role": "user", "content": "Say ok."}], GRAMMAR_PROBE)
     finally:
-        await served.aclose()
+        if backend is None:
+            await served.aclose()

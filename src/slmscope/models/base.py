@@ -105,6 +105,21 @@ class GenerationConfig:
 
 
 @dataclass(frozen=True)
+class Abilities:
+    """What a backend can do, as its model card says before it is opened (`ModelCard.
+    abilities`) and its `describe()` after: callers ask this, never the backend's type."""
+
+    parallel_slots: bool = False  # serves several requests at once (a server's slots)
+    native_tools: bool = False  # OpenAI `tools=` (a server may still refuse when asked)
+    grammar: bool = False  # GBNF constraints
+    grammar_checked: bool = False  # known to apply them (else a probe checks before a run)
+    json_schema: bool = False  # JSON-schema constraints (`response_format`)
+    prefix_reuse: bool = False  # keeps the KV cache of a prompt's shared prefix
+    in_process: bool = False  # runs in this process (its work is this process's CPU time)
+    needs_weights: bool = False  # a local file that must be pulled before it can open
+
+
+@dataclass(frozen=True)
 class BackendInfo:
     """What a backend says of itself: the run record, the energy meter and the response cache
     read it, so that no caller needs to know the concrete backend."""
@@ -114,6 +129,7 @@ class BackendInfo:
     same_machine: bool  # its work is visible to this machine's energy counters
     identity: Mapping[str, Any]  # what makes its answers its own: file hash, server, versions
     memory: Mapping[str, Any] = field(default_factory=dict)
+    abilities: Abilities = field(default_factory=Abilities)
 
 
 @runtime_checkable

@@ -14,6 +14,14 @@ from pathlib import Path
 
 from slmscope.errors import UserError
 from slmscope.home import models_dir
+from slmscope.models.base import Abilities
+
+SERVED_ABILITIES = Abilities(
+    parallel_slots=True, native_tools=True, grammar=True, json_schema=True, prefix_reuse=True
+)
+EMBEDDED_ABILITIES = Abilities(
+    grammar=True, grammar_checked=True, prefix_reuse=True, in_process=True, needs_weights=True
+)
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,14 @@ class ModelCard:
             return None
         name = self.source.filename if isinstance(self.source, HubSource) else f"{self.id}.gguf"
         return models_dir() / self.id / name
+
+    def abilities(self) -> Abilities:
+        """What its backend can do: a server has slots, native tools and JSON schemas, and
+        says it takes grammars (a probe checks); the embedded llama.cpp runs in process, one
+        request at a time, applies grammars, and needs its file pulled first."""
+        if isinstance(self.source, ServedSource):
+            return SERVED_ABILITIES
+        return EMBEDDED_ABILITIES
 
     def is_installed(self) -> bool:
         path = self.local_path

@@ -36,6 +36,7 @@ from slmscope.models.base import (
     Message,
     ToolsUnsupported,
 )
+from slmscope.models.catalog import EMBEDDED_ABILITIES
 from slmscope.models.grammar import GrammarError, LazyGrammar
 from slmscope.models.pull import file_sha256
 
@@ -180,7 +181,7 @@ class LlamaCppBackend:
             "llama_cpp_python": llama_cpp_version(),
             "n_ctx": self.n_ctx,
         }
-        return BackendInfo("llamacpp", True, True, identity, memory)
+        return BackendInfo("llamacpp", True, True, identity, memory, EMBEDDED_ABILITIES)
 
     async def chat(self, messages: Sequence[Message], gen: GenerationConfig) -> Completion:
         if gen.tools:

@@ -36,6 +36,7 @@ from slmscope.models.base import (
     ModelNotServed,
     ToolCall,
 )
+from slmscope.models.catalog import SERVED_ABILITIES
 from slmscope.models.retry import RetryPolicy, with_retries
 
 _OVERFLOW_HINTS = (
@@ -156,7 +157,9 @@ class OpenAIBackend:
             "model": self.model,
             "server": await self.server_info(),
         }
-        return BackendInfo("openai", False, same_machine(self.base_url), identity)
+        return BackendInfo(
+            "openai", False, same_machine(self.base_url), identity, abilities=SERVED_ABILITIES
+        )
 
     async def chat(self, messages: Sequence[Message], gen: GenerationConfig) -> Completion:
         body: dict[str, Any] = {

@@ -1,31 +1,42 @@
-"""Paradigms: how a model is put to work on a task (base, single agent, multi agent, fallback)."""
+"""Paradigms: how a model is put to work on a problem (base, single agent, multi agent,
+fallback), and the serving core that runs one on one problem, with no sweep."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from slmscope.errors import ConfigError
-from slmscope.paradigms.base import Base, Paradigm
+from slmscope.models.base import Backend, GenerationConfig
+from slmscope.paradigms.agent_prompts import TOOL_MODES, ToolMode
+from slmscope.paradigms.base import NO_HARNESS, Base, OnStep, Paradigm, harness_label
 from slmscope.paradigms.fallback import Fallback
+from slmscope.paradigms.harness import DEFAULT_HARNESS, HARNESSES, Harness, harness_named
 from slmscope.paradigms.loop_records import AgentLimits
 from slmscope.paradigms.multi_agent import MultiAgent, Specialist, TeamLimits
-from slmscope.paradigms.react import HARNESSES, TOOL_MODES, Harness, ToolMode
 from slmscope.paradigms.single_agent import SingleAgent
-from slmscope.paradigms.trace import Trace
+from slmscope.paradigms.trace import Cost, Trace
+from slmscope.tasks.record import Problem
 
 __all__ = [
+    "DEFAULT_HARNESS",
     "HARNESSES",
+    "NO_HARNESS",
     "PARADIGM_NAMES",
     "TOOL_MODES",
     "AgentLimits",
+    "Cost",
     "Harness",
     "Paradigm",
     "ToolMode",
     "Trace",
     "get_paradigm",
+    "harness_label",
+    "harness_named",
+    "solve",
 ]
 
 PARADIGM_NAMES = ("base", "single", "multi", "single+fallback", "multi+fallback")
+FALLBACK = "+fallback"
 
 
 def get_paradigm(
@@ -34,13 +45,15 @@ def get_paradigm(
     limits: AgentLimits | None = None,
     roster: Sequence[Specialist] = (),
     mode: ToolMode = "tags",
-    harness: Harness = "repair",
+    harness: Harness | str = DEFAULT_HARNESS,
 ) -> Paradigm:
     """The paradigm called `name` (see PARADIGM_NAMES); agents call tools in `mode`, under
-    `harness` (see HARNESSES; the base paradigm has none)."""
+    `harness` (or the one of that name: see HARNESSES; the base paradigm has none)."""
     limits = limits or AgentLimits()
-    if name.endswith("+fallback") and name != "base+fallback":
-        inner = name.removesuffix("+fallback")
+    if isinstance(harness, str):  # an unknown name is refused for every paradigm, base included
+        harness = harness_named(harness)
+    if name.endswith(FALLBACK) and name != "base" + FALLBACK:
+        inner = name.removesuffix(FALLBACK)
         return Fallback(
             get_paradigm(inner, limits=limits, roster=roster, mode=mode, harness=harness)
         )
@@ -52,3 +65,17 @@ def get_paradigm(
         team = TeamLimits(**{f: getattr(limits, f) for f in AgentLimits.__dataclass_fields__})
         return MultiAgent(team, roster, mode=mode, harness=harness)
     raise ConfigError(f"unknown paradigm {name!r}; available: {', '.join(PARADIGM_NAMES)}")
+
+
+async def solve(
+    problem: Problem,
+    paradigm: Paradigm,
+    backend: Backend,
+    gen: GenerationConfig | None = None,
+    *,
+    on_step: OnStep | None = None,
+) -> Trace:
+    """The serving core: one problem (a served request has no reference) under one configured
+    paradigm, on a backend stack (models.stack), with each step passed to `on_step` as it is
+    made. The Trace holds the answer and, through `Trace.cost()`, what it cost."""
+    return await paradigm.solve(problem, backend, gen or GenerationConfig(), on_step=on_step)

@@ -1,4 +1,4 @@
-"""What an agent is told: its tools, the protocol, a worked example and the answer's format.
+"""What an agent is told: its tools, the protocol and a worked example.
 
 Small models copy a prompt's example word for word, so the worked example is about a problem
 unlike any task here (umbrella sales), uses a tool the agent really has, and shows both a tool
@@ -12,7 +12,6 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from slmscope.tasks.record import Task
 from slmscope.tools.base import Tool
 
 ToolMode = Literal["tags", "native"]
@@ -97,24 +96,10 @@ def native_prompt(role: str) -> str:
     )
 
 
-def answer_format(task: Task) -> str:
-    """One line saying what the final answer must look like, from the task itself."""
-    if task.choices:
-        return "The final answer is exactly one of: " + ", ".join(task.choices) + "."
-    if task.task_type == "ner":
-        return "The final answer lists one 'entity, TYPE' per line."
-    if task.task_type == "summarization":
-        return "The final answer is the summary itself, in a few sentences."
-    if task.scorer == "numeric_match":
-        return "The final answer is a number."
-    if task.scorer == "qa_f1":
-        return "The final answer is the text or value(s) asked for; separate several with '; '."
-    return "The final answer is short: just the answer, no explanation."
-
-
-def agent_prompt(role: str, tools: Mapping[str, Tool], mode: ToolMode, task: Task) -> str:
-    system = native_prompt(role) if mode == "native" else protocol_prompt(role, tools)
-    return f"{system}\n\n{answer_format(task)}"
+def agent_prompt(role: str, tools: Mapping[str, Tool], mode: ToolMode) -> str:
+    """An agent's system prompt (the answer's format is in the problem, as every paradigm
+    states it: Problem.text)."""
+    return native_prompt(role) if mode == "native" else protocol_prompt(role, tools)
 
 
 def tool_specs(tools: Mapping[str, Tool], *, strict: bool = False) -> list[dict[str, Any]]:

@@ -1,8 +1,8 @@
 """The `constrained` harness's grammar: what an agent turn may be, as GBNF.
 
 A turn is a free thought, then exactly one action whose JSON names a real tool and fills that
-tool's input schema, or a final answer in the task's format (one of its choices, a number,
-'entity, TYPE' lines, or free text). The last allowed turn admits only the final answer.
+tool's input schema, or a final answer in the dataset's answer format (whose rule the format
+gives itself: tasks/answer_format.py). The last allowed turn admits only the final answer.
 
 The shapes are kept cheap for llama.cpp's grammar engine: no bounded repetitions (`{0,200}`
 expands into hundreds of rules and makes every token cost several times more), one optional
@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from slmscope.models.base import Constraint
-from slmscope.tasks.record import Task
+from slmscope.tasks.answer_format import AnswerFormat
 from slmscope.tools.base import Tool
 
 _COMMON = r"""
@@ -28,8 +28,6 @@ char ::= [^"\\\x00-\x1F] | "\\" (["\\/bfnrt] | "u" hex hex hex hex)
 hex ::= [0-9a-fA-F]
 integer ::= "-"? [0-9]+
 number ::= "-"? [0-9] [0-9,]* ("." [0-9]+)? "%"?
-freetext ::= [^<]+
-entity ::= [^,<\n]+ ", " ("PER" | "ORG" | "LOC")
 """
 
 
@@ -65,18 +63,6 @@ def input_rule(schema: Mapping[str, Any]) -> str:
     return " | ".join(f"({_object(fields, properties)})" for fields in sets)
 
 
-def answer_rule(task: Task | None) -> str:
-    if task is None:
-        return "freetext"
-    if task.choices:
-        return " | ".join(literal(c) for c in task.choices)
-    if task.task_type == "ner":
-        return 'entity ("\\n" entity)*'
-    if task.scorer == "numeric_match":
-        return "number"
-    return "freetext"
-
-
 @functools.lru_cache(maxsize=64)
 def _grammar(
     tools: tuple[tuple[str, str], ...], answer: str, final_only: bool, closing: bool
@@ -88,7 +74,7 @@ def _grammar(
         else f'root ::= "<think>" thought "</think>" nl {body}',
         "thought ::= [^<]*",
         'final ::= "<final_answer>" answer "</final_answer>"',
-        f"answer ::= {answer}",
+        answer,
     ]
     if not final_only:
         calls = []
@@ -105,15 +91,15 @@ def _grammar(
 
 
 def agent_constraint(
-    tools: Mapping[str, Tool], task: Task | None, *, final_only: bool
+    tools: Mapping[str, Tool], fmt: AnswerFormat, *, final_only: bool
 ) -> Constraint:
     """The grammar of one agent turn (built once per tool set, answer format and kind), with
     the closing grammar that ends a thought the token budget is about to cut."""
     key = tuple((name, json.dumps(tool.schema, sort_keys=True)) for name, tool in tools.items())
-    answer = answer_rule(task)
+    answer = fmt.grammar()
     kind = "final" if final_only else "turn"
     return Constraint(
-        name=f"agent-{kind}:{','.join(tools)}|{answer[:60]}",
+        name=f"agent-{kind}:{','.join(tools)}|{fmt.kind}:{','.join(fmt.choices)[:60]}",
         grammar=_grammar(key, answer, final_only, False),
         closing=_grammar(key, answer, final_only, True),
     )

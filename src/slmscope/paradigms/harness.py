@@ -13,64 +13,181 @@ answer now; and the model is told when its next turn is its last. Small models c
 are told, so no message of `repair` holds a placeholder (`ANSWER`, `...`): a tag it writes out
 is empty, or holds the model's own reply. `constrained` does all `repair` does, and decodes
 every turn under a grammar (constraint.py), the last allowed turn (and the turn after a
-repeated action) admitting only a final answer. The loop (react.py) decides which applies.
+repeated action) admitting only a final answer. Each harness is an object whose methods say
+what it does; the loop (react.py) asks it and never tests its name.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Mapping, Sequence
 
-from slmscope.models.base import Completion, Message
-from slmscope.paradigms.agent_prompts import ToolMode, answer_format
+from slmscope.errors import ConfigError
+from slmscope.models.base import Completion, GenerationConfig, Message
+from slmscope.paradigms.agent_prompts import ToolMode
+from slmscope.paradigms.constraint import agent_constraint
 from slmscope.paradigms.protocol import ProtocolError, visible_text
-from slmscope.tasks.numeric import parse_numbers
-from slmscope.tasks.record import Task
-from slmscope.tasks.scoring import extract_answer, match_label, normalize_label, parse_entities
-
-Harness = Literal["strict", "repair", "constrained"]
-HARNESSES: tuple[str, ...] = Harness.__args__  # type: ignore[attr-defined]
-# Bumped when what `repair` and `constrained` do changes: their samples get new cell keys
-# (`strict` stays the study's protocol and keeps its keys).
-REPAIR_REVISION = 3
-
-
-def repairs(harness: Harness) -> bool:
-    """Whether the harness repairs turns (`constrained` is `repair` with a grammar on top)."""
-    return harness != "strict"
-
+from slmscope.tasks.answer_format import AnswerFormat
+from slmscope.tasks.labels import parse_entities
+from slmscope.tools.base import Tool
 
 _FINAL_LINE = re.compile(r"^\W*final[ _]answer\W*[:=]\s*(?P<answer>.+)$", re.IGNORECASE)
 
 
-def untagged_answer(text: str, task: Task, *, insisted: bool = False) -> str | None:
-    """The answer an untagged reply unambiguously gives (`repair` only), else None; one that
-    `insisted` (repeated after its repair) is read as the base paradigm reads any reply."""
-    said = visible_text(text)
-    if insisted:
-        return extract_answer(task, said)
-    lines = [ln.strip() for ln in said.splitlines() if ln.strip()]
-    for line in reversed(lines):
-        found = _FINAL_LINE.match(line)
-        if found:
-            answer = found["answer"]
-            while (again := _FINAL_LINE.match(answer)) is not None:
-                answer = again["answer"]
-            return answer.strip().strip("*").strip() or None
-    if task.task_type == "ner":
-        entities = sum(parse_entities(said).values())
-        return "\n".join(lines) if lines and entities == len(lines) else None
-    if len(lines) != 1:
+class Harness:
+    """`strict`: the reference study's protocol. Each behaviour is a method, so the loop
+    (react.py) asks the harness what to do and never tests its name."""
+
+    name = "strict"
+    revision = 1  # part of a repairing harness's cell keys: bumped when what it does changes
+
+    def key_part(self) -> str:
+        """What the harness adds to a cell key (`strict` keeps the form from before harnesses)."""
+        return ""
+
+    @property
+    def repairs(self) -> bool:
+        return False
+
+    def untagged(self, text: str, fmt: AnswerFormat, *, insisted: bool) -> str | None:
+        """The answer an untagged reply unambiguously gives, else None."""
         return None
-    reply = lines[0].strip(" .*`\"'")
-    if task.choices:
-        choice = match_label(reply, task.choices)
-        return choice if choice and normalize_label(reply) == normalize_label(choice) else None
-    if task.scorer == "numeric_match":
-        numbers = parse_numbers(reply)
-        return reply if len(numbers) == 1 and len(reply) <= len(numbers[0].text) + 3 else None
-    return None
+
+    def unreadable(
+        self, err: ProtocolError, text: str, mode: ToolMode, *, can_repair: bool
+    ) -> tuple[str, bool]:
+        """(what goes back, whether it is a repair) for a turn neither action nor answer."""
+        return not_understood(err, mode, repairing=False), False
+
+    def bad_answer(self, answer: str, fmt: AnswerFormat, *, can_repair: bool) -> str | None:
+        """The repair of a final answer not in the task's format; None accepts it as it is."""
+        return None
+
+    def copied(self, *, can_repair: bool) -> str | None:
+        """The reply to an action copied from the prompt's example; None runs it."""
+        return None
+
+    def repeated(self, result: str | None, *, can_repair: bool) -> str | None:
+        """The repair of an action already run; None gives the plain repeat error."""
+        return None
+
+    def repeat_is_answer(self) -> bool:
+        """Whether a repeated hand-off's earlier answer is the team's (the supervisor has
+        nothing to add)."""
+        return False
+
+    def last_turn_note(self) -> str:
+        return ""
+
+    def turns(
+        self, gen: GenerationConfig, tools: Mapping[str, Tool], fmt: AnswerFormat, mode: ToolMode
+    ) -> dict[bool, GenerationConfig]:
+        """How an ordinary turn and an answer-only turn are generated (keyed by answer-only)."""
+        return {False: gen, True: gen}
+
+    def tool_specs_strict(self) -> bool:
+        """Native mode: whether the tools go to the server as strict schemas."""
+        return False
+
+    def needs_grammar(self) -> bool:
+        """Whether its tag turns are decoded under a grammar (a server must apply them)."""
+        return False
+
+
+class Repair(Harness):
+    """`repair`: targeted repairs, bounded per loop (see the module docstring)."""
+
+    name = "repair"
+    revision = 3
+
+    def key_part(self) -> str:
+        return f"|{self.name}.r{self.revision}"
+
+    @property
+    def repairs(self) -> bool:
+        return True
+
+    def untagged(self, text: str, fmt: AnswerFormat, *, insisted: bool) -> str | None:
+        said = visible_text(text)
+        if insisted:
+            return fmt.read(said)
+        lines = [ln.strip() for ln in said.splitlines() if ln.strip()]
+        for line in reversed(lines):
+            found = _FINAL_LINE.match(line)
+            if found:
+                answer = found["answer"]
+                while (again := _FINAL_LINE.match(answer)) is not None:
+                    answer = again["answer"]
+                return answer.strip().strip("*").strip() or None
+        if fmt.kind == "entities":
+            entities = sum(parse_entities(said).values())
+            return "\n".join(lines) if lines and entities == len(lines) else None
+        return fmt.read_bare(lines[0]) if len(lines) == 1 else None
+
+    def unreadable(
+        self, err: ProtocolError, text: str, mode: ToolMode, *, can_repair: bool
+    ) -> tuple[str, bool]:
+        if can_repair:
+            return repair_message(err, text, mode), True
+        return not_understood(err, mode, repairing=True), False
+
+    def bad_answer(self, answer: str, fmt: AnswerFormat, *, can_repair: bool) -> str | None:
+        if not can_repair or fmt.read(answer) is not None:
+            return None
+        shown = " ".join(answer.split())[:120]
+        return (
+            f'"{shown}" is not an answer in the format of this task. {fmt.instruction()} '
+            f"Now {_ANSWER}."
+        )
+
+    def copied(self, *, can_repair: bool) -> str | None:
+        return COPY_MESSAGE if can_repair else None
+
+    def repeated(self, result: str | None, *, can_repair: bool) -> str | None:
+        return repeat_message(result) if can_repair else None
+
+    def repeat_is_answer(self) -> bool:
+        return True
+
+    def last_turn_note(self) -> str:
+        return LAST_TURN_NOTE
+
+
+class Constrained(Repair):
+    """`constrained`: `repair`, with every tag turn decoded under a grammar (constraint.py)."""
+
+    name = "constrained"
+
+    def turns(
+        self, gen: GenerationConfig, tools: Mapping[str, Tool], fmt: AnswerFormat, mode: ToolMode
+    ) -> dict[bool, GenerationConfig]:
+        """Tag turns get their grammar; native turns, whose calls the server's own tool-call
+        grammar holds to the (strict) schemas, get `tool_choice: none` where only an answer
+        may come (servers refuse a custom grammar beside tools)."""
+        if mode == "native":
+            return {False: gen, True: dataclasses.replace(gen, tool_choice="none")}
+        return {
+            last: dataclasses.replace(gen, constraint=agent_constraint(tools, fmt, final_only=last))
+            for last in (False, True)
+        }
+
+    def tool_specs_strict(self) -> bool:
+        return True
+
+    def needs_grammar(self) -> bool:
+        return True
+
+
+HARNESSES: dict[str, Harness] = {h.name: h for h in (Harness(), Repair(), Constrained())}
+DEFAULT_HARNESS = "constrained"  # the one default of run, sweep, quickstart and the library
+
+
+def harness_named(name: str) -> Harness:
+    """The harness called `name`, or a ConfigError naming the known ones."""
+    if name not in HARNESSES:
+        raise ConfigError(f"unknown harness {name!r}; available: {', '.join(HARNESSES)}")
+    return HARNESSES[name]
 
 
 def feedback(reply: Completion, mode: ToolMode, note: str) -> tuple[Message, ...]:
@@ -136,16 +253,6 @@ def repair_message(err: ProtocolError, text: str, mode: ToolMode) -> str:
     return (
         f"Your tool call could not be read ({err.detail}). Try again: {_call(mode)}, its input "
         f"a JSON object, or {_ANSWER}."
-    )
-
-
-def unreadable_answer_message(answer: str, task: Task) -> str:
-    """The repair of a final answer that is not in the task's format (a placeholder, a
-    fragment of a message, a label the task does not have)."""
-    shown = " ".join(answer.split())[:120]
-    return (
-        f'"{shown}" is not an answer in the format of this task. {answer_format(task)} '
-        f"Now {_ANSWER}."
     )
 
 

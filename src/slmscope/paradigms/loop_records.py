@@ -3,7 +3,9 @@ are named (the loop itself is react.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 from slmscope.paradigms.trace import Outcome, Step
 
@@ -44,3 +46,21 @@ class StopLoop(Exception):
     def __init__(self, outcome: Outcome, message: str, answer: str | None = None) -> None:
         super().__init__(message)
         self.outcome, self.answer = outcome, answer
+
+
+@dataclass(frozen=True)
+class Handed:
+    """What a hand-off came to: the specialist's answer (or why there is none) and every step
+    it took, so that the trace is built in the order the calls were made."""
+
+    text: str
+    steps: tuple[Step, ...]
+    failed: bool = False
+
+
+@runtime_checkable
+class HandOff(Protocol):
+    """A tool that is another agent: the loop runs it without the tool time limit (its own
+    turns, budgets and backend timeouts bound it) and keeps its steps."""
+
+    async def hand_off(self, args: Mapping[str, Any]) -> Handed: ...

@@ -16,10 +16,8 @@ The default roster follows the reference study; a YAML roster can replace it:
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,19 +25,20 @@ import yaml
 
 from slmscope.errors import ConfigError
 from slmscope.models.base import Backend, GenerationConfig
-from slmscope.paradigms.loop_records import AgentLimits, FailureNames, LoopEnd, StopLoop
-from slmscope.paradigms.prompts import task_text
-from slmscope.paradigms.react import (
-    Harness,
-    ToolMode,
-    action_key,
-    agent_prompt,
-    finish,
-    react,
+from slmscope.paradigms.agent_prompts import ToolMode, agent_prompt
+from slmscope.paradigms.base import Given, OnStep
+from slmscope.paradigms.harness import DEFAULT_HARNESS, Harness, harness_named
+from slmscope.paradigms.loop_records import (
+    AgentLimits,
+    FailureNames,
+    Handed,
+    LoopEnd,
+    StopLoop,
 )
+from slmscope.paradigms.react import finish, react
 from slmscope.paradigms.single_agent import task_tools
-from slmscope.paradigms.trace import Step, Trace
-from slmscope.tasks.record import Task
+from slmscope.paradigms.trace import Trace
+from slmscope.tasks.record import Problem
 from slmscope.tools.base import Tool, ToolError, require_str
 from slmscope.tools.knowledge import KnowledgeSearch
 
@@ -125,7 +124,8 @@ def _request(args: Mapping[str, Any], name: str) -> str:
 
 
 class Delegate:
-    """A specialist seen from the supervisor: a tool whose run is the specialist's own loop."""
+    """A specialist seen from the supervisor: a tool whose run is the specialist's own loop
+    (a HandOff: its steps come back with its answer)."""
 
     schema: ClassVar[dict[str, Any]] = {
         "type": "object",
@@ -135,38 +135,45 @@ class Delegate:
     }
 
     def __init__(
-        self, specialist: Specialist, tools: Mapping[str, Tool], task: Task, run: MultiAgentRun
+        self, specialist: Specialist, tools: Mapping[str, Tool], problem: Problem, run: TeamRun
     ) -> None:
         self.name = specialist.name
         self.description = specialist.when or specialist.role
-        self.specialist, self.tools, self.task, self.run_state = specialist, tools, task, run
+        self.specialist, self.tools, self.problem, self.team = specialist, tools, problem, run
 
-    async def run(self, args: Mapping[str, Any]) -> str:
-        state = self.run_state
-        end = LoopEnd(None, "backend_error", "the specialist did not run")
+    async def hand_off(self, args: Mapping[str, Any]) -> Handed:
+        team = self.team
         try:
             request = _request(args, self.name)
-            state.handoffs += 1
-            if state.handoffs > state.limits.max_handoffs:
-                limit = state.limits.max_handoffs
-                raise StopLoop("delegation_loop", f"more than {limit} hand-offs")
-            end = await react(
-                agent=self.name,
-                system=agent_prompt(self.specialist.role, self.tools, state.mode, self.task),
-                user=f"{request}\n\nThe original task:\n{task_text(self.task)}",
-                tools=self.tools,
-                backend=state.backend,
-                gen=state.gen,
-                limits=state.limits,
-                mode=state.mode,
-                harness=state.harness,
-                task=self.task,
-            )
-        finally:  # every hand-off that reached the specialist, even one that failed
-            state.blocks.append((action_key(self.name, args), end.steps))
+        except ToolError as err:
+            return Handed(str(err), (), failed=True)
+        team.handoffs += 1
+        if team.handoffs > team.limits.max_handoffs:
+            raise StopLoop("delegation_loop", f"more than {team.limits.max_handoffs} hand-offs")
+        end: LoopEnd = await react(
+            agent=self.name,
+            system=agent_prompt(self.specialist.role, self.tools, team.mode),
+            user=f"{request}\n\nThe original task:\n{self.problem.text()}",
+            tools=self.tools,
+            backend=team.backend,
+            gen=team.gen,
+            limits=team.limits,
+            mode=team.mode,
+            harness=team.harness,
+            fmt=self.problem.answer,
+            on_step=team.on_step,
+        )
         if end.outcome != "ok" or not end.answer:
-            raise ToolError(f"{self.name} could not finish ({end.outcome}: {end.error})")
-        return f"{end.answer}\n{AFTER_HANDOFF.format(name=self.name)}"
+            why = f"{self.name} could not finish ({end.outcome}: {end.error})"
+            return Handed(why, end.steps, failed=True)
+        return Handed(f"{end.answer}\n{AFTER_HANDOFF.format(name=self.name)}", end.steps)
+
+    async def run(self, args: Mapping[str, Any]) -> str:
+        """As a plain tool (outside a loop): the answer, or ToolError."""
+        handed = await self.hand_off(args)
+        if handed.failed:
+            raise ToolError(handed.text)
+        return handed.text
 
 
 @dataclass(frozen=True)
@@ -175,33 +182,22 @@ class TeamLimits(AgentLimits):
 
 
 @dataclass
-class MultiAgentRun:
-    """One sample's team: what the specialists share, and their steps, one block a hand-off."""
+class TeamRun:
+    """One sample's team: what the specialists share."""
 
     backend: Backend
     gen: GenerationConfig
     limits: TeamLimits
     mode: ToolMode
     harness: Harness
+    on_step: OnStep | None = None
     handoffs: int = 0
-    blocks: list[tuple[str, tuple[Step, ...]]] = field(default_factory=list)  # (hand-off, steps)
-
-    def steps(self, supervisor: Sequence[Step]) -> tuple[Step, ...]:
-        """Every step in the order it was made: each hand-off's specialist steps before the
-        supervisor step that made it (a repeated or refused hand-off ran nobody)."""
-        pending = list(self.blocks)
-        ordered: list[Step] = []
-        for step in supervisor:
-            if step.tool and step.tool_input:
-                asked = action_key(step.tool, json.loads(step.tool_input))
-                if pending and pending[0][0] == asked:
-                    ordered += pending.pop(0)[1]
-            ordered.append(step)
-        return tuple(ordered)
 
 
 class MultiAgent:
     name = "multi"
+    uses_tools = True
+    parts: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -209,24 +205,36 @@ class MultiAgent:
         roster: Sequence[Specialist] = (),
         knowledge: KnowledgeSearch | None = None,
         mode: ToolMode = "tags",
-        harness: Harness = "repair",
+        harness: Harness | str = DEFAULT_HARNESS,
     ) -> None:
         self.limits = limits or TeamLimits()
-        self.mode, self.harness = mode, harness
+        self.mode = mode
+        self.harness: Harness | None = (
+            harness_named(harness) if isinstance(harness, str) else harness
+        )
         self.roster = tuple(roster) or DEFAULT_ROSTER
         self.knowledge = knowledge or KnowledgeSearch()
 
-    async def solve(self, task: Task, backend: Backend, gen: GenerationConfig) -> Trace:
-        state = MultiAgentRun(backend, gen, self.limits, self.mode, self.harness)
-        every = task_tools(task, self.knowledge)
+    async def solve(
+        self,
+        problem: Problem,
+        backend: Backend,
+        gen: GenerationConfig,
+        *,
+        on_step: OnStep | None = None,
+        given: Given | None = None,
+    ) -> Trace:
+        assert self.harness is not None
+        team_run = TeamRun(backend, gen, self.limits, self.mode, self.harness, on_step)
+        every = task_tools(problem, self.knowledge)
         team: dict[str, Tool] = {
-            s.name: Delegate(s, {t: every[t] for t in s.tools if t in every}, task, state)
+            s.name: Delegate(s, {t: every[t] for t in s.tools if t in every}, problem, team_run)
             for s in self.roster
         }
         end = await react(
             agent="supervisor",
-            system=agent_prompt(SUPERVISOR_ROLE, team, self.mode, task),
-            user=task_text(task),
+            system=agent_prompt(SUPERVISOR_ROLE, team, self.mode),
+            user=problem.text(),
             tools=team,
             backend=backend,
             gen=gen,
@@ -235,6 +243,7 @@ class MultiAgent:
             mode=self.mode,
             harness=self.harness,
             repeat_answers=True,
-            task=task,
+            fmt=problem.answer,
+            on_step=on_step,
         )
-        return finish(task, dataclasses.replace(end, steps=state.steps(end.steps)))
+        return finish(problem.answer, end)

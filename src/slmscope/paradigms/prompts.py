@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from slmscope.models.base import Message
-from slmscope.tasks.record import Task
+from slmscope.tasks.record import Problem
 
 # Part of every sample's cell key: change it whenever a paradigm's prompts change, so that
-# resuming a run never mixes samples made with different prompts.
-PROMPT_VERSION = "2026-11-25.2"
+# resuming a run never mixes samples made with different prompts. (2026-12-02: every paradigm
+# is shown the same problem, its dataset's answer-format line included.)
+PROMPT_VERSION = "2026-12-02.1"
 
 BASE_SYSTEM = (
     "You are a careful financial analyst. Answer the user's task. "
@@ -15,13 +16,8 @@ BASE_SYSTEM = (
 )
 
 
-def task_text(task: Task) -> str:
-    """The task as the model sees it: the context (passage or table) first, then the prompt."""
-    return f"{task.context}\n\n{task.prompt}" if task.context else task.prompt
-
-
-def base_messages(task: Task) -> list[Message]:
+def base_messages(problem: Problem) -> list[Message]:
     return [
         {"role": "system", "content": BASE_SYSTEM},
-        {"role": "user", "content": task_text(task)},
+        {"role": "user", "content": problem.text()},
     ]

@@ -29,31 +29,23 @@ from slmscope.models.base import (
     Message,
     ToolsUnsupported,
 )
-from slmscope.paradigms.agent_prompts import (
-    TOOL_MODES,
-    ToolMode,
-    agent_prompt,
-    example_actions,
-    tool_specs,
-)
-from slmscope.paradigms.base import failed_call
-from slmscope.paradigms.constraint import agent_constraint
+from slmscope.paradigms.agent_prompts import ToolMode, example_actions, tool_specs
+from slmscope.paradigms.base import OnStep, failed_call
 from slmscope.paradigms.context import compact, prompt_tokens
 from slmscope.paradigms.harness import (
-    COPY_MESSAGE,
-    HARNESSES,
-    LAST_TURN_NOTE,
+    DEFAULT_HARNESS,
     Harness,
     feedback,
-    not_understood,
-    repair_message,
-    repairs,
-    repeat_message,
-    unreadable_answer_message,
-    untagged_answer,
+    harness_named,
     with_note,
 )
-from slmscope.paradigms.loop_records import AgentLimits, FailureNames, LoopEnd, StopLoop
+from slmscope.paradigms.loop_records import (
+    AgentLimits,
+    FailureNames,
+    HandOff,
+    LoopEnd,
+    StopLoop,
+)
 from slmscope.paradigms.protocol import (
     Action,
     ProtocolError,
@@ -62,11 +54,12 @@ from slmscope.paradigms.protocol import (
     parse_reply,
 )
 from slmscope.paradigms.trace import Outcome, Step, Trace
-from slmscope.tasks.record import Task
-from slmscope.tasks.scoring import extract_answer
+from slmscope.tasks.answer_format import AnswerFormat
 from slmscope.tools.base import Tool, ToolError
 
-__all__ = ["HARNESSES", "TOOL_MODES", "Harness", "ToolMode", "agent_prompt", "react", "tool_specs"]
+FREE_TEXT = AnswerFormat("free")
+
+__all__ = ["finish", "react"]
 
 OBSERVATION_STOP = ("<observation>",)  # the model must not write its own observations
 
@@ -84,6 +77,7 @@ class Turn:
     answer_next: bool = False  # the next turn may only answer (a grammar enforces it)
     action_key: str | None = None
     result: str | None = None  # the tool's observation, when it ran without error
+    inner: tuple[Step, ...] = ()  # a hand-off's specialist steps, made before `step` returns
 
 
 @dataclass(frozen=True)
@@ -98,8 +92,8 @@ class Loop:
     mode: ToolMode
     harness: Harness
     examples: tuple[str, ...]  # action keys of the prompt's examples
-    repeat_answers: bool  # a repeated action's earlier result is the answer (repair only)
-    task: Task | None  # whose answer format an untagged reply is read in (repair only)
+    repeat_answers: bool  # a repeated hand-off's earlier answer is the team's (harness says)
+    fmt: AnswerFormat  # the format a final or untagged answer is read in
 
 
 def action_key(tool: str, args: Mapping[str, Any]) -> str:
@@ -112,19 +106,28 @@ def _shown(reply: Completion) -> str:
     return (reply.text + calls).strip() if calls else reply.text
 
 
-async def _run_tool(loop: Loop, action: Action) -> tuple[str, str | None, tuple[Outcome, str]]:
-    """(observation, step error, failure) of one tool call; StopLoop passes through."""
+Ran = tuple[str, str | None, tuple[Outcome, str], tuple[Step, ...]]
+
+
+async def _run_tool(loop: Loop, action: Action) -> Ran:
+    """(observation, step error, failure, a hand-off's steps) of one tool call; StopLoop
+    passes through."""
     tool = loop.tools.get(action.tool)
     if tool is None:
         observation = f"error: unknown tool {action.tool!r}; available: {', '.join(loop.tools)}"
-        return observation, "unknown_tool", (loop.names.unknown_tool, observation)
+        return observation, "unknown_tool", (loop.names.unknown_tool, observation), ()
+    if isinstance(tool, HandOff):
+        handed = await tool.hand_off(action.input)
+        if handed.failed:
+            return f"error: {handed.text}", "tool_error", ("tool_error", handed.text), handed.steps
+        return handed.text, None, ("max_steps", ""), handed.steps
     try:
         result = await asyncio.wait_for(tool.run(action.input), loop.limits.tool_timeout_s)
     except ToolError as err:
-        return f"error: {err}", "tool_error", ("tool_error", str(err))
+        return f"error: {err}", "tool_error", ("tool_error", str(err)), ()
     except TimeoutError:
-        return "error: the tool took too long", "tool_error", ("tool_error", "timed out")
-    return result[: loop.limits.max_observation_chars], None, ("max_steps", "")
+        return "error: the tool took too long", "tool_error", ("tool_error", "timed out"), ()
+    return result[: loop.limits.max_observation_chars], None, ("max_steps", ""), ()
 
 
 async def _turn(
@@ -137,8 +140,9 @@ async def _turn(
     can_repair: bool,
     repaired_reply: str | None,
 ) -> Turn:
-    """Read one reply and act on it (`repaired_reply`: the reply the last repair quoted)."""
-    repairing = repairs(loop.harness) and can_repair
+    """Read one reply and act on it, as the harness says (`repaired_reply`: the reply the last
+    repair quoted)."""
+    harness = loop.harness
     try:
         parsed: Reply = (
             parse_native(reply.text, [(c.name, c.arguments) for c in reply.tool_calls])
@@ -148,8 +152,8 @@ async def _turn(
     except ProtocolError as err:
         insisted = repaired_reply is not None and reply.text.strip() == repaired_reply.strip()
         bare = (
-            untagged_answer(reply.text, loop.task, insisted=insisted)
-            if repairs(loop.harness) and loop.task and err.reason == "no_action_or_answer"
+            harness.untagged(reply.text, loop.fmt, insisted=insisted)
+            if err.reason == "no_action_or_answer"
             else None
         )
         if bare is not None:
@@ -157,24 +161,20 @@ async def _turn(
         outcome: Outcome = (
             "no_final_answer" if err.reason == "no_action_or_answer" else "malformed_action"
         )
-        note = (
-            repair_message(err, reply.text, loop.mode)
-            if repairing
-            else not_understood(err, loop.mode, repairing=repairs(loop.harness))
-        )
+        note, repair = harness.unreadable(err, reply.text, loop.mode, can_repair=can_repair)
         return Turn(
             step(error=err.reason),
             feedback(reply, loop.mode, note),
             failure=(outcome, str(err)),
-            repair=repairing,
+            repair=repair,
         )
     if parsed.final_answer is not None:
         final = parsed.final_answer
-        if repairing and loop.task and extract_answer(loop.task, final) is None:
-            note = unreadable_answer_message(final, loop.task)
+        note_or_none = harness.bad_answer(final, loop.fmt, can_repair=can_repair)
+        if note_or_none is not None:
             return Turn(
                 step(error="unreadable_answer"),
-                feedback(reply, loop.mode, note),
+                feedback(reply, loop.mode, note_or_none),
                 failure=("no_final_answer", f"no answer could be read from {final[:80]!r}"),
                 repair=True,
             )
@@ -184,25 +184,27 @@ async def _turn(
     key = action_key(action.tool, action.input)
     shown = partial(step, tool=action.tool, tool_input=json.dumps(action.input))
     copied = key in loop.examples
-    if copied and repairing:
+    refusal = harness.copied(can_repair=can_repair) if copied else None
+    if refusal is not None:
         return Turn(
-            shown(error="example_copy", observation=COPY_MESSAGE),
-            feedback(reply, loop.mode, COPY_MESSAGE),
+            shown(error="example_copy", observation=refusal),
+            feedback(reply, loop.mode, refusal),
             failure=("max_steps", "the agent copied the prompt's example action"),
             repair=True,
         )
     times = seen.get(key, 0) + 1
     if times > 1 and loop.repeat_answers and key in results:
         return Turn(shown(error="repeated_action"), end=LoopEnd(results[key], "ok"))
-    if times > 1 and repairing:
-        note = repeat_message(results.get(key))
+    again = harness.repeated(results.get(key), can_repair=can_repair) if times > 1 else None
+    if again is not None:
         return Turn(
-            shown(error="repeated_action", observation=note),
-            feedback(reply, loop.mode, note),
+            shown(error="repeated_action", observation=again),
+            feedback(reply, loop.mode, again),
             failure=(loop.names.repeated, f"repeated action {key}"),
             repair=True,
             answer_next=True,
         )
+    inner: tuple[Step, ...] = ()
     if times > 1:
         observation = (
             "error: you already ran exactly this action; its result is above. "
@@ -212,38 +214,22 @@ async def _turn(
         failure = (loop.names.repeated, f"repeated action {key}")
     else:
         try:
-            observation, error, failure = await _run_tool(loop, action)
+            observation, error, failure, inner = await _run_tool(loop, action)
         except StopLoop as stop:
             end = LoopEnd(stop.answer, stop.outcome, str(stop))
             return Turn(shown(error=stop.outcome), end=end, action_key=key)
     record = shown(observation=observation, error=error or ("example_copy" if copied else None))
     if times > loop.limits.max_repeats:
         end = LoopEnd(None, loop.names.repeated, f"the same action repeated: {key}")
-        return Turn(record, end=end, action_key=key)
+        return Turn(record, end=end, action_key=key, inner=inner)
     return Turn(
         record,
         feedback(reply, loop.mode, observation),
         failure=failure if error else None,
         action_key=key,
         result=observation if error is None else None,
+        inner=inner,
     )
-
-
-def _configs(loop: Loop, task: Task | None) -> dict[bool, GenerationConfig]:
-    """How an ordinary turn and an answer-only turn are generated (keyed by "answer only").
-    Under `constrained`, tag turns get their grammar; native turns, whose calls the server's
-    own tool-call grammar holds to the (strict) schemas, get `tool_choice: none` where only
-    an answer may come (servers refuse a custom grammar beside tools)."""
-    if loop.harness != "constrained":
-        return {False: loop.gen, True: loop.gen}
-    if loop.mode == "native":
-        return {False: loop.gen, True: dataclasses.replace(loop.gen, tool_choice="none")}
-    return {
-        last: dataclasses.replace(
-            loop.gen, constraint=agent_constraint(loop.tools, task, final_only=last)
-        )
-        for last in (False, True)
-    }
 
 
 async def react(
@@ -255,15 +241,18 @@ async def react(
     backend: Backend,
     gen: GenerationConfig,
     limits: AgentLimits,
+    harness: Harness | str = DEFAULT_HARNESS,
+    fmt: AnswerFormat = FREE_TEXT,
     names: FailureNames | None = None,
     mode: ToolMode = "tags",
-    harness: Harness = "strict",
     repeat_answers: bool = False,
-    task: Task | None = None,
+    on_step: OnStep | None = None,
 ) -> LoopEnd:
-    """Run the loop; the LoopEnd carries every model call as a Step. `task` lets the repair
-    harness read an untagged reply in the task's answer format."""
-    specs = tool_specs(tools, strict=harness == "constrained") if mode == "native" else []
+    """Run the loop; the LoopEnd carries every model call as a Step, in the order made (a
+    hand-off's specialist steps before the supervisor step that made it). `fmt` is the
+    problem's answer format; `on_step` sees each step as it is made."""
+    harness = harness_named(harness) if isinstance(harness, str) else harness
+    specs = tool_specs(tools, strict=harness.tool_specs_strict()) if mode == "native" else []
     loop = Loop(
         agent=agent,
         tools=tools,
@@ -278,8 +267,8 @@ async def react(
         mode=mode,
         harness=harness,
         examples=tuple(action_key(t, a) for t, a in example_actions(tools)),
-        repeat_answers=repeat_answers and repairs(harness),
-        task=task,
+        repeat_answers=repeat_answers and harness.repeat_is_answer(),
+        fmt=fmt,
     )
     messages: list[Message] = [
         {"role": "system", "content": system},
@@ -291,7 +280,13 @@ async def react(
     spent = repaired = calls = last_prompt = last_count = 0
     repairing = answer_now = False
     failure: tuple[Outcome, str] = ("max_steps", f"no final answer in {limits.max_turns} turns")
-    configs = _configs(loop, task)
+    configs = harness.turns(loop.gen, tools, fmt, mode)
+
+    def made(step: Step) -> None:
+        steps.append(step)
+        if on_step:
+            on_step(step)
+
     while calls < limits.max_turns + repaired:
         calls += 1
         # Context guard: shorten old observations, else end cleanly rather than overflow.
@@ -311,7 +306,7 @@ async def react(
         except (BackendUnavailable, ToolsUnsupported, ConstraintUnsupported):
             raise
         except BackendError as err:
-            steps.append(Step(agent, calls, sent, "", None, None, error=str(err)))
+            made(Step(agent, calls, sent, "", None, None, error=str(err)))
             return LoopEnd(None, failed_call(err), str(err), tuple(steps))
         spent += reply.usage.total_tokens
         last_prompt, last_count = reply.usage.prompt_tokens, len(messages)
@@ -333,10 +328,11 @@ async def react(
             step,
             seen,
             results,
-            can_repair=repaired < limits.max_repairs,
+            can_repair=harness.repairs and repaired < limits.max_repairs,
             repaired_reply=steps[-1].output if repairing and steps else None,
         )
-        steps.append(turn.step)
+        steps.extend(turn.inner)  # the hand-off's steps were seen (on_step) as they were made
+        made(turn.step)
         if turn.end is not None:
             return dataclasses.replace(turn.end, steps=tuple(steps))
         if turn.action_key is not None:
@@ -349,16 +345,17 @@ async def react(
         if spent >= limits.token_budget:
             error = f"token budget of {limits.token_budget} spent"
             return LoopEnd(None, "max_steps", error, tuple(steps))
-        last_next = repairs(harness) and calls + 1 == limits.max_turns + repaired
-        messages += with_note(turn.feedback, LAST_TURN_NOTE) if last_next else turn.feedback
+        note = harness.last_turn_note() if calls + 1 == limits.max_turns + repaired else ""
+        messages += with_note(turn.feedback, note) if note else turn.feedback
     return LoopEnd(None, failure[0], failure[1], tuple(steps))
 
 
-def finish(task: Task, end: LoopEnd) -> Trace:
-    """The sample's Trace: the final answer read by task type, or the loop's failure."""
+def finish(fmt: AnswerFormat, end: LoopEnd) -> Trace:
+    """The sample's Trace: the final answer read in the problem's format, or the loop's
+    failure."""
     if end.outcome != "ok" or end.answer is None:
         return Trace(end.steps, None, end.outcome, end.error)
-    answer = extract_answer(task, end.answer)
+    answer = fmt.read(end.answer)
     if answer is None:
         return Trace(
             end.steps,

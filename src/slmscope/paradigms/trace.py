@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from slmscope.metering.energy import EnergyReading
+from slmscope.metering.energy import UNAVAILABLE, EnergyReading
 from slmscope.metering.usage import Timings, Usage
 from slmscope.models.base import Message
 
@@ -51,3 +51,46 @@ class Trace:
     outcome: Outcome
     error: str | None = None
     agent_outcome: Outcome | None = None  # with a fallback: the agent's own outcome
+
+    def cost(self) -> Cost:
+        """What the sample's calls cost, summed over its steps."""
+        calls = [s.usage for s in self.steps if s.usage is not None]
+        readings = [s.energy for s in self.steps if s.energy is not None]
+        try:
+            energy = EnergyReading.total(readings) if readings else UNAVAILABLE
+        except ValueError:  # calls metered by different methods cannot be added up
+            energy = UNAVAILABLE
+        timed = [s for s in self.steps if s.timings is not None]
+        return Cost(
+            prompt_tokens=sum(u.prompt_tokens for u in calls),
+            completion_tokens=sum(u.completion_tokens for u in calls),
+            cached_tokens=sum(u.cached_tokens for u in calls),
+            calls=len(self.steps),
+            cache_hits=sum(s.cache_hit for s in self.steps),
+            queue_s=sum(s.timings.queue_s for s in timed if s.timings),
+            replayed_s=sum(s.timings.latency_s for s in timed if s.timings and s.cache_hit),
+            ttft_s=next((s.timings.ttft_s for s in timed if s.timings), None),
+            energy=energy,
+            counted=any(u.source == "counted" for u in calls),
+        )
+
+
+@dataclass(frozen=True)
+class Cost:
+    """A trace's cost. `queue_s`: time its calls waited for a free slot; `replayed_s`: the
+    time its cache-replayed calls took when first made (their original cost counts)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    calls: int
+    cache_hits: int
+    queue_s: float
+    replayed_s: float
+    ttft_s: float | None
+    energy: EnergyReading
+    counted: bool  # some call's tokens were counted here, not reported by the backend
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens

@@ -12,12 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from slmscope.runs.plan import Cell
 from slmscope.runs.records import Result
-from slmscope.runs.spec import Cell, RunSpec, plan
 from slmscope.runs.store import DB_NAME
 from slmscope.runs.store_pg import is_database_url
 from slmscope.runs.stores import Source, open_existing
-from slmscope.tasks.record import Task
 
 Group = tuple[str, str, str, str]  # model, paradigm, harness, dataset
 
@@ -49,10 +48,9 @@ def _means(
     return {k: (t / n, s / n, int(n)) for k, (t, s, n) in sums.items()}
 
 
-def estimate(spec: RunSpec, tasks: list[Task], source: Source) -> list[PlanRow]:
+def estimate(cells: Sequence[Cell], source: Source) -> list[PlanRow]:
     """The cells per model, paradigm, harness and dataset; how many are still to do, and their
     estimated cost (`source`: the run directory or database the sweep would write to)."""
-    cells: list[Cell] = plan(spec, tasks)
     results: list[Result] = []
     if is_database_url(source) or (Path(source) / DB_NAME).is_file():
         store = open_existing(source)

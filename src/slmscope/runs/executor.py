@@ -14,7 +14,7 @@ import os
 import platform
 import socket
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -23,24 +23,15 @@ from typing import Any
 from slmscope import __version__
 from slmscope.errors import ConfigError
 from slmscope.metering.machine import fingerprint
-from slmscope.models import Backend, ModelCard, ServedSource, open_backend
-from slmscope.models.base import NATIVE_TOOLS_HINT, Constraint, GenerationConfig, ToolsUnsupported
+from slmscope.models import Backend
 from slmscope.models.cache import ResponseCache
-from slmscope.runs.model_run import (
-    harness_of,
-    now,
-    paradigms_for,
-    run_model,
-    tool_mode_of,
-)
+from slmscope.runs.model_run import now, run_model
+from slmscope.runs.plan import ResolvedSweep
 from slmscope.runs.records import Result, StepRecord
-from slmscope.runs.spec import RunSpec, plan
 from slmscope.runs.store import SqlStore
-from slmscope.tasks.loaders.dataset import BadRow
-from slmscope.tasks.record import Task
 from slmscope.tools.isolation import availability
 
-__all__ = ["check_tool_mode", "execute", "harness_of", "now", "tool_mode_of"]
+__all__ = ["execute", "now"]
 
 
 def versions() -> dict[str, str]:
@@ -63,50 +54,33 @@ class RunTotals:
     done: int = 0
 
 
-GRAMMAR_PROBE = GenerationConfig(max_tokens=4, constraint=Constraint("probe", 'root ::= "ok"'))
-
-
-def check_tool_mode(spec: RunSpec, cards: dict[str, ModelCard]) -> None:
-    """Native tool calling needs a server that has it: refuse embedded models before running."""
-    if tool_mode_of(spec) != "native":
-        return
-    embedded = [m for m, card in cards.items() if not isinstance(card.source, ServedSource)]
-    if embedded:
-        raise ToolsUnsupported(NATIVE_TOOLS_HINT, where=", ".join(embedded))
-
-
 OnStart = Callable[[RunTotals], None]
 OnSample = Callable[[Result], None]
 
 
 async def execute(
-    spec: RunSpec,
-    cards: dict[str, ModelCard],
-    tasks: list[Task],
+    sweep: ResolvedSweep,
     store: SqlStore,
     *,
     on_start: OnStart | None = None,
     on_sample: OnSample | None = None,
     backends: dict[str, Backend] | None = None,
-    bad_rows: Sequence[BadRow] = (),
     cache: ResponseCache | None = None,
     ray_address: str | None = None,
 ) -> RunTotals:
-    """Run every cell of the spec not yet in the store, writing each sample as it finishes.
-    `backends` overrides open_backend per model (tests pass scripted ones); `ray_address`
-    ("local" for a Ray instance on this machine) runs the models as Ray tasks instead."""
-    paradigms_for(spec)  # everything that can be refused is refused before the run is recorded
-    await probe_grammars(spec, cards, backends)
+    """Run every cell of the resolved sweep not yet in the store, writing each sample as it
+    finishes. `backends` overrides open_backend per model (tests pass scripted ones);
+    `ray_address` ("local" for a Ray instance on this machine) runs the models as Ray tasks."""
+    spec = sweep.spec
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    cells = plan(spec, tasks)
     done = store.done_keys()
-    todo = [c for c in cells if c.key not in done]
-    totals = RunTotals(run_id=run_id, planned=len(cells), skipped=len(cells) - len(todo))
+    todo = [c for c in sweep.cells if c.key not in done]
+    totals = RunTotals(run_id, planned=len(sweep.cells), skipped=len(sweep.cells) - len(todo))
     here = {**fingerprint(), "host": socket.gethostname(), "pid": os.getpid()}
     store.start_run(
         run_id, now(), spec=spec.to_dict(), versions=versions(), machine=here, models={}
     )
-    store.write_bad_rows(run_id, [dataclasses.asdict(b) for b in bad_rows])
+    store.write_bad_rows(run_id, [dataclasses.asdict(b) for b in sweep.bad_rows])
     if on_start:
         on_start(totals)
     models: dict[str, Any] = {}
@@ -132,11 +106,11 @@ async def execute(
             if cache is not None:
                 raise ConfigError("the response cache runs in process: drop --cache with Ray")
 
-            await run_on_ray(spec, cards, by_model, run_id, emit, on_record, ray_address)
+            await run_on_ray(sweep, by_model, run_id, emit, on_record, ray_address)
         for model_id, mine in ({} if ray_address is not None else by_model).items():
             await run_model(
-                spec,
-                cards[model_id],
+                sweep,
+                sweep.cards[model_id],
                 mine,
                 run_id,
                 emit=emit,
@@ -155,21 +129,3 @@ async def execute(
     finally:
         store.finish_run(run_id, now(), status)
     return totals
-
-
-async def probe_grammars(
-    spec: RunSpec, cards: dict[str, ModelCard], backends: dict[str, Backend] | None
-) -> None:
-    """A server that ignores grammars is refused before the constrained harness runs on it."""
-    grammars = tool_mode_of(spec) == "tags" and set(spec.paradigms) - {"base"}
-    if "constrained" not in spec.harnesses or not grammars:
-        return
-    for model_id, card in cards.items():
-        if isinstance(card.source, ServedSource):
-            given = (backends or {}).get(model_id)
-            served = given or open_backend(card, stream=spec.stream)
-            try:
-                await served.chat([{"role": "user", "content": "Say ok."}], GRAMMAR_PROBE)
-            finally:
-                if given is None:
-                    await served.aclose()

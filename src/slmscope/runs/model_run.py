@@ -9,37 +9,18 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, cast, get_args
+from typing import Any
 
-from slmscope.errors import ConfigError
-from slmscope.metering.energy import (
-    UNAVAILABLE,
-    EnergyMeter,
-    EnergyReading,
-    NvmlMeter,
-    open_meter,
-)
+from slmscope.metering.energy import EnergyMeter, NvmlMeter, open_meter
 from slmscope.metering.memory import peak_rss_mb
-from slmscope.models import Backend, ModelCard, ServedSource, open_backend
+from slmscope.models import Backend, ModelCard, open_backend
 from slmscope.models.base import BackendInfo
-from slmscope.models.cache import CachedBackend, ResponseCache
-from slmscope.models.limited import LimitedBackend
-from slmscope.models.metered import MeteredBackend
-from slmscope.paradigms import (
-    HARNESSES,
-    TOOL_MODES,
-    AgentLimits,
-    Harness,
-    Paradigm,
-    ToolMode,
-    get_paradigm,
-)
-from slmscope.paradigms.fallback import Fallback
-from slmscope.paradigms.multi_agent import load_roster
-from slmscope.paradigms.trace import Trace
+from slmscope.models.cache import ResponseCache
+from slmscope.models.stack import build_stack
+from slmscope.paradigms import Trace
+from slmscope.runs.plan import Arm, Cell, ResolvedSweep
 from slmscope.runs.records import Result, StepRecord
-from slmscope.runs.spec import Cell, RunSpec, harnesses_of
+from slmscope.runs.spec import RunSpec
 from slmscope.tasks.scoring import score
 
 Emit = Callable[[Result, list[StepRecord]], None]  # a finished sample, with its steps
@@ -90,20 +71,10 @@ def model_record(
 
 
 def result_of(run_id: str, cell: Cell, trace: Trace, wall_s: float) -> Result:
-    """The sample's Result: its score joined with the summed cost of its steps. Its latency is
-    its wall time less the time its calls waited for a free slot (`queue_s`)."""
-    task = cell.task
-    calls = [s.usage for s in trace.steps if s.usage is not None]
-    prompt = sum(u.prompt_tokens for u in calls)
-    completion = sum(u.completion_tokens for u in calls)
-    readings = [s.energy for s in trace.steps if s.energy is not None]
-    try:
-        energy = EnergyReading.total(readings) if readings else UNAVAILABLE
-    except ValueError:  # calls metered by different methods cannot be added up
-        energy = UNAVAILABLE
-    queued = sum(s.timings.queue_s for s in trace.steps if s.timings)
-    # A replayed call took no time now; the sample keeps the time that call took when made.
-    replayed = sum(s.timings.latency_s for s in trace.steps if s.timings and s.cache_hit)
+    """The sample's Result: its score joined with its trace's cost. Its latency is its wall
+    time less the time its calls waited for a free slot (`queue_s`); a replayed call took no
+    time now, so the sample keeps the time that call took when made."""
+    task, cost = cell.task, trace.cost()
     return Result(
         run_id=run_id,
         cell_key=cell.key,
@@ -119,20 +90,20 @@ def result_of(run_id: str, cell: Cell, trace: Trace, wall_s: float) -> Result:
         score=score(task, trace.final_answer),
         final_answer=trace.final_answer,
         gold=task.gold,
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        cached_tokens=sum(u.cached_tokens for u in calls),
-        total_tokens=prompt + completion,
-        n_calls=len(trace.steps),
-        latency_s=max(0.0, wall_s - queued) + replayed,
-        cache_hits=sum(s.cache_hit for s in trace.steps),
-        queue_s=queued,
-        energy_shared=energy.shared,
-        ttft_s=next((s.timings.ttft_s for s in trace.steps if s.timings), None),
-        energy_j=energy.joules,
-        energy_method=energy.method,
+        prompt_tokens=cost.prompt_tokens,
+        completion_tokens=cost.completion_tokens,
+        cached_tokens=cost.cached_tokens,
+        total_tokens=cost.total_tokens,
+        n_calls=cost.calls,
+        latency_s=max(0.0, wall_s - cost.queue_s) + cost.replayed_s,
+        cache_hits=cost.cache_hits,
+        queue_s=cost.queue_s,
+        energy_shared=cost.energy.shared,
+        ttft_s=cost.ttft_s,
+        energy_j=cost.energy.joules,
+        energy_method=cost.energy.method,
         peak_rss_mb=round(peak_rss_mb(), 1),
-        usage_source="counted" if any(u.source == "counted" for u in calls) else "backend",
+        usage_source="counted" if cost.counted else "backend",
         error=trace.error,
         created_at=now(),
     )
@@ -173,25 +144,6 @@ def steps_of(run_id: str, cell: Cell, trace: Trace) -> list[StepRecord]:
     ]
 
 
-def harness_of(name: str) -> Harness:
-    """A harness name, checked (`none`, the base paradigm's, maps to the default)."""
-    if name == "none":
-        return "repair"
-    for harness in get_args(Harness):
-        if name == harness:
-            return cast(Harness, harness)
-    raise ConfigError(f"unknown harness {name!r}; available: {', '.join(HARNESSES)}")
-
-
-def tool_mode_of(spec: RunSpec) -> ToolMode:
-    """The spec's tool mode, checked (a spec is plain data: it may come from a file)."""
-    if spec.tool_mode not in TOOL_MODES:
-        raise ConfigError(
-            f"unknown tool mode {spec.tool_mode!r}; available: {', '.join(TOOL_MODES)}"
-        )
-    return "native" if spec.tool_mode == "native" else "tags"
-
-
 async def run_cells(
     cells: Sequence[Cell], one: Callable[[Cell], Awaitable[None]], workers: int
 ) -> None:
@@ -221,90 +173,49 @@ async def run_cells(
             raise error
 
 
-def paradigms_for(spec: RunSpec) -> dict[tuple[str, str], Paradigm]:
-    """One instance per paradigm and harness: agents keep their knowledge index across
-    samples."""
-    limits = AgentLimits(
-        max_turns=spec.max_turns,
-        max_tokens_per_turn=spec.gen.max_tokens,
-        token_budget=spec.token_budget,
-        context_window=spec.n_ctx,
-    )
-    roster = load_roster(Path(spec.roster)) if spec.roster else ()
-    return {
-        (name, harness): get_paradigm(
-            name, limits=limits, roster=roster, mode=tool_mode_of(spec), harness=harness_of(harness)
-        )
-        for name in spec.paradigms
-        for harness in harnesses_of(spec, name)
-    }
+Sample = tuple[Arm, str, str]  # (arm, dataset, sample id)
 
 
 class Reuse:
-    """Traces of this sweep's cells, so that `single+fallback` reuses the `single` cell (and
-    the `base` cell) of the same sample instead of running them again."""
+    """Traces of this sweep's cells, so that a composite arm (`single+fallback`) reuses the
+    cells of its parts (`single`, `base`) on the same sample instead of running them again."""
 
-    def __init__(self, cells: Sequence[Cell]) -> None:
-        # Only traces a later fallback cell will read are kept (cells are taken in order, so
-        # one that comes earlier is running or done when the fallback waits for it).
-        where = {_key(c): n for n, c in enumerate(cells)}
-        self.needed: set[tuple[str, str, str, str]] = set()
+    def __init__(self, sweep: ResolvedSweep, cells: Sequence[Cell]) -> None:
+        # Only traces a later composite cell will read are kept (cells are taken in order, so
+        # one that comes earlier is running or done when the composite waits for it).
+        where = {_sample(c.arm, c): n for n, c in enumerate(cells)}
+        self.sweep = sweep
+        self.needed: set[Sample] = set()
         for n, cell in enumerate(cells):
-            if cell.paradigm.endswith("+fallback"):
-                agent, base = _sources(cell)
-                for key in (agent, base):
-                    if where.get(key, n) < n:
-                        self.needed.add(key)
-        self.traces: dict[tuple[str, str, str, str], asyncio.Future[tuple[Trace, float]]] = {}
+            for part in sweep.paradigms[cell.arm].parts:
+                arm = sweep.part_arm(cell, part)
+                if arm is not None and where.get(_sample(arm, cell), n) < n:
+                    self.needed.add(_sample(arm, cell))
+        self.traces: dict[Sample, asyncio.Future[tuple[Trace, float]]] = {}
 
-    def _future(self, key: tuple[str, str, str, str]) -> asyncio.Future[tuple[Trace, float]]:
+    def _future(self, key: Sample) -> asyncio.Future[tuple[Trace, float]]:
         return self.traces.setdefault(key, asyncio.get_running_loop().create_future())
 
     def finished(self, cell: Cell, trace: Trace, wall: float) -> None:
-        if _key(cell) not in self.needed:
-            return
-        future = self._future(_key(cell))
-        if not future.done():
-            future.set_result((trace, wall))
+        key = _sample(cell.arm, cell)
+        if key in self.needed and not self._future(key).done():
+            self._future(key).set_result((trace, wall))
 
-    async def for_fallback(
-        self, cell: Cell, paradigm: Paradigm
-    ) -> tuple[Trace, Trace | None, float] | None:
-        """(agent trace, base trace or None, their time) when this sweep runs the agent cell
-        of this fallback cell; None otherwise (the fallback then runs on its own)."""
-        if not isinstance(paradigm, Fallback):
+    async def get(self, cell: Cell, part: str) -> tuple[Trace, float] | None:
+        """The trace (and its time) of `part` on this cell's sample, when this sweep runs it
+        before this cell; None otherwise (the composite then runs the part itself)."""
+        arm = self.sweep.part_arm(cell, part)
+        if arm is None or _sample(arm, cell) not in self.needed:
             return None
-        agent, base = _sources(cell)
-        if agent not in self.needed:
-            return None
-        first, spent = await self._future(agent)
-        if first.outcome == "ok" or base not in self.needed:
-            return first, None, spent
-        second, more = await self._future(base)
-        return first, second, spent + more
+        return await self._future(_sample(arm, cell))
 
 
-def _key(cell: Cell) -> tuple[str, str, str, str]:
-    return (cell.paradigm, cell.harness, cell.task.dataset, cell.task.id)
-
-
-def _sources(cell: Cell) -> tuple[tuple[str, str, str, str], tuple[str, str, str, str]]:
-    """The agent cell and the base cell a fallback cell can reuse."""
-    sample = (cell.task.dataset, cell.task.id)
-    return (cell.paradigm.removesuffix("+fallback"), cell.harness, *sample), (
-        "base",
-        "none",
-        *sample,
-    )
-
-
-def slots_of(spec: RunSpec, card: ModelCard) -> int:
-    """Calls in flight at once: a served model's concurrency; the embedded backend's one."""
-    return spec.concurrency if isinstance(card.source, ServedSource) else 1
+def _sample(arm: Arm, cell: Cell) -> Sample:
+    return arm, cell.task.dataset, cell.task.id
 
 
 async def run_model(
-    spec: RunSpec,
+    sweep: ResolvedSweep,
     card: ModelCard,
     cells: Sequence[Cell],
     run_id: str,
@@ -316,7 +227,7 @@ async def run_model(
 ) -> None:
     """Run one model's cells; each finished sample goes to `emit`, the model's record (what
     identifies it, its meter, memory, concurrency, cache use) to `on_record` as it grows."""
-    paradigms = paradigms_for(spec)
+    spec = sweep.spec
     backend = backend or open_backend(
         card,
         n_ctx=spec.n_ctx,
@@ -330,38 +241,37 @@ async def run_model(
         meter = meter_for(spec, info)
         record = model_record(card, backend.name, info, meter)
         on_record(record)
-        slots = slots_of(spec, card)
-        metered: Backend = MeteredBackend(backend, meter)
-        cached = CachedBackend(metered, cache, info, meter.method) if cache else None
-        limited = LimitedBackend(cached or metered, slots)
-
-        done = Reuse(cells)
+        stack = build_stack(backend, info, meter, slots=spec.concurrency, cache=cache)
+        done = Reuse(sweep, cells)
 
         async def one(cell: Cell) -> None:
-            paradigm = paradigms[cell.paradigm, cell.harness]
+            paradigm = sweep.paradigms[cell.arm]
+            waited, reused = 0.0, 0.0
+
+            async def given(part: str) -> Trace | None:
+                nonlocal waited, reused
+                asked = time.perf_counter()
+                found = await done.get(cell, part)
+                waited += time.perf_counter() - asked
+                if found is None:
+                    return None
+                reused += found[1]
+                return found[0]
+
             start = time.perf_counter()
-            reused = await done.for_fallback(cell, paradigm)
-            if reused is None:
-                trace = await paradigm.solve(cell.task, limited, spec.gen)
-                wall = time.perf_counter() - start
-            else:  # the agent's (and base's) own cells of this sweep: their time, not a wait
-                first, base, spent = reused
-                assert isinstance(paradigm, Fallback)
-                start = time.perf_counter()
-                trace = await paradigm.finish(first, cell.task, limited, spec.gen, base)
-                wall = spent + (
-                    0.0 if base or first.outcome == "ok" else time.perf_counter() - start
-                )
+            problem = cell.task.problem
+            trace = await paradigm.solve(problem, stack.backend, spec.gen, given=given)
+            # Its own time, plus the time its reused parts took when they ran (not the wait).
+            wall = time.perf_counter() - start - waited + reused
             done.finished(cell, trace, wall)
             emit(result_of(run_id, cell, trace, wall), steps_of(run_id, cell, trace))
 
+        slots = stack.limited.slots
         try:
             # Twice as many samples as slots: while some run tools, the slots stay busy.
             await run_cells(cells, one, 2 * slots if slots > 1 else 1)
         finally:
-            record["concurrency"] = {"slots": slots, "peak": limited.peak}
-            if cached is not None:
-                record["cache"] = {"hits": cached.hits, "misses": cached.misses}
+            record.update(stack.counters())
             record.update(memory_after(meter))
             on_record(record)
     finally:

@@ -18,15 +18,16 @@ from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 from slmscope.errors import ConfigError
-from slmscope.models import ModelCard, ServedSource
+from slmscope.models import ModelCard
 from slmscope.runs.model_run import Emit, run_model
+from slmscope.runs.plan import Cell, ResolvedSweep
 from slmscope.runs.records import Result, StepRecord
-from slmscope.runs.spec import Cell, RunSpec
+from slmscope.runs.spec import RunSpec
 
 Item = tuple[str, Any]  # ("sample", (result, steps)) or ("record", record)
 
 
-def _model_task(spec: RunSpec, card: ModelCard, cells: list[Cell], run_id: str) -> Iterator[Item]:
+def _model_task(sweep: ResolvedSweep, model: str, cells: list[Cell], run_id: str) -> Iterator[Item]:
     """Runs in a Ray worker: the model's cells, each finished sample yielded as it comes."""
     out: queue.Queue[tuple[str, Any]] = queue.Queue()
 
@@ -38,7 +39,8 @@ def _model_task(spec: RunSpec, card: ModelCard, cells: list[Cell], run_id: str) 
 
     def work() -> None:
         try:
-            asyncio.run(run_model(spec, card, cells, run_id, emit=emit, on_record=record))
+            card = sweep.cards[model]
+            asyncio.run(run_model(sweep, card, cells, run_id, emit=emit, on_record=record))
             out.put(("done", None))
         except BaseException as err:  # raised again in the generator, so Ray sends it back
             out.put(("error", err))
@@ -56,14 +58,13 @@ def _model_task(spec: RunSpec, card: ModelCard, cells: list[Cell], run_id: str) 
 def resources(spec: RunSpec, card: ModelCard) -> dict[str, float]:
     """What a model's task asks of the cluster: the embedded backend its threads; a served
     model one CPU for its client (the server's GPUs are the server's)."""
-    if isinstance(card.source, ServedSource):
+    if not card.abilities().in_process:
         return {"num_cpus": 1}
     return {"num_cpus": float(spec.n_threads or os.cpu_count() or 1), "num_gpus": 0}
 
 
 async def run_on_ray(
-    spec: RunSpec,
-    cards: dict[str, ModelCard],
+    sweep: ResolvedSweep,
     by_model: dict[str, list[Cell]],
     run_id: str,
     emit: Emit,
@@ -86,7 +87,7 @@ async def run_on_ray(
         )
     task = ray.remote(_model_task)
     streams = {
-        task.options(**resources(spec, cards[m])).remote(spec, cards[m], cells, run_id): m
+        task.options(**resources(sweep.spec, sweep.cards[m])).remote(sweep, m, cells, run_id): m
         for m, cells in by_model.items()
     }
     arrived: asyncio.Queue[tuple[str, Item | BaseException | None]] = asyncio.Queue()

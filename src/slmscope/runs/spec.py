@@ -1,4 +1,4 @@
-"""A run's spec (models x paradigms x task sets x samples) and its plan of cells."""
+"""A run's spec (models x paradigms x task sets x samples): plain data, resolved by plan.py."""
 
 from __future__ import annotations
 
@@ -9,10 +9,8 @@ from pathlib import Path
 
 from slmscope.metering.energy import DEFAULT_CORE_W, DEFAULT_IDLE_W
 from slmscope.models.base import GenerationConfig
-from slmscope.paradigms.harness import REPAIR_REVISION
+from slmscope.paradigms.harness import DEFAULT_HARNESS
 from slmscope.paradigms.prompts import PROMPT_VERSION
-from slmscope.runs.records import Result
-from slmscope.tasks.record import Task
 from slmscope.tools.isolation import availability
 
 
@@ -31,7 +29,7 @@ class RunSpec:
     skip_bad_rows: bool = False
     roster: str | None = None  # YAML roster for the multi-agent paradigm
     tool_mode: str = "tags"  # how agents call tools: the tag protocol or native `tools=`
-    harnesses: tuple[str, ...] = ("repair",)  # how the agents' protocol is enforced
+    harnesses: tuple[str, ...] = (DEFAULT_HARNESS,)  # how the agents' protocol is enforced
     stream: bool = True  # served models: stream replies (time to first token is measured)
     request_timeout_s: float = 120.0  # served models: one request's time limit
     retries: int = 2  # served models: a failed request (transient errors only) tried again
@@ -62,66 +60,3 @@ class RunSpec:
         if not availability()[0]:  # agents without the python tool are another configuration
             settings["python_tool"] = "unavailable"
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One sample of one dataset, for one model under one paradigm and harness (`none` for the
-    base paradigm); `key` is stable across runs."""
-
-    model: str
-    paradigm: str
-    harness: str
-    task: Task
-    key: str
-
-
-def harnesses_of(spec: RunSpec, paradigm: str) -> tuple[str, ...]:
-    """The harnesses a paradigm runs under: the spec's for an agent, none for the base model."""
-    return ("none",) if paradigm == "base" else spec.harnesses
-
-
-CONTENT_MARK = "|c:"  # what ends a key: the row's content fingerprint
-
-
-def cell_key(model: str, paradigm: str, harness: str, task: Task, tag: str) -> str:
-    """The strict harness (and the base paradigm) keep the form they had before harnesses;
-    the repairing ones carry their revision. Every key ends with the row's content
-    fingerprint, so that an edited row is a new sample (the old one is marked stale)."""
-    key = f"{model}|{paradigm}|{task.dataset}|{task.id}|{tag}"
-    if harness not in ("strict", "none"):
-        key += f"|{harness}" + (f".r{REPAIR_REVISION}" if REPAIR_REVISION > 1 else "")
-    return key + CONTENT_MARK + task.fingerprint()
-
-
-def superseded(stored: list[Result], cells: list[Cell]) -> tuple[list[str], int, int]:
-    """Stored samples that a planned cell replaces: the same model, paradigm, harness,
-    settings, dataset and id, but other content. Returns their keys, and how many changed and
-    how many were stored before rows were fingerprinted."""
-    planned = {c.key for c in cells}
-    prefixes = {c.key.rsplit(CONTENT_MARK, 1)[0] for c in cells}
-    keys, changed, unmarked = [], 0, 0
-    for r in stored:
-        if r.stale or r.cell_key in planned:
-            continue
-        if r.cell_key.rsplit(CONTENT_MARK, 1)[0] in prefixes:
-            keys.append(r.cell_key)
-            changed += CONTENT_MARK in r.cell_key
-            unmarked += CONTENT_MARK not in r.cell_key
-    return keys, changed, unmarked
-
-
-def plan(spec: RunSpec, tasks: list[Task]) -> list[Cell]:
-    """Cells in model-major order, so that each model is loaded once; within a model the
-    paradigms (and harnesses) take turns sample by sample, so that a machine slowing down
-    mid-run weighs on every paradigm alike (their latencies stay comparable)."""
-    tag = spec.settings_tag()
-    # A fallback comes after the paradigms it can reuse (its agent, base) on each sample.
-    paradigms = sorted(spec.paradigms, key=lambda name: name.endswith("+fallback"))
-    return [
-        Cell(model, paradigm, harness, task, cell_key(model, paradigm, harness, task, tag))
-        for model in spec.models
-        for task in tasks
-        for paradigm in paradigms
-        for harness in harnesses_of(spec, paradigm)
-    ]

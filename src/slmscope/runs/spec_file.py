@@ -26,7 +26,7 @@ from slmscope.errors import ConfigError
 from slmscope.metering.energy import METER_CHOICES
 from slmscope.models import UnknownModel, resolve
 from slmscope.models.base import GenerationConfig
-from slmscope.paradigms import HARNESSES, PARADIGM_NAMES, TOOL_MODES
+from slmscope.paradigms import DEFAULT_HARNESS, HARNESSES, PARADIGM_NAMES, TOOL_MODES
 from slmscope.runs.spec import RunSpec
 from slmscope.tasks import SUITE, finben_names
 
@@ -234,7 +234,7 @@ def load_spec(path: Path) -> SpecFile:
         models=tuple(dict.fromkeys(m for m, _, _ in models)),
         concurrency=max(c for _, _, c in models),
         paradigms=reader.names("paradigms", PARADIGM_NAMES, ("base",)),
-        harnesses=reader.names("harnesses", HARNESSES, ("repair",)),
+        harnesses=reader.names("harnesses", tuple(HARNESSES), (DEFAULT_HARNESS,)),
         tasks=tuple(
             _task(reader, n, ref) for n, ref in enumerate(reader.names("tasks", None, ("builtin",)))
         ),

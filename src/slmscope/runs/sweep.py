@@ -20,14 +20,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from slmscope.errors import ConfigError
-from slmscope.models import Backend, ModelCard, check_backend, resolve
+from slmscope.models import Backend, ModelCard
 from slmscope.models.base import BackendError
 from slmscope.models.cache import ResponseCache
-from slmscope.models.catalog import ServedSource
 from slmscope.models.pull import pull
-from slmscope.paradigms import get_paradigm
-from slmscope.paradigms.multi_agent import load_roster
 from slmscope.runs.events import (
     BadRowsSkipped,
     Event,
@@ -35,27 +31,17 @@ from slmscope.runs.events import (
     RetryingFailed,
     RunsAbandoned,
     SampleDone,
-    SettingIgnored,
     StaleSamples,
     SweepInterrupted,
     SweepStarted,
     ToolLeftOut,
 )
-from slmscope.runs.executor import (
-    RunTotals,
-    check_tool_mode,
-    execute,
-    harness_of,
-    now,
-    tool_mode_of,
-)
+from slmscope.runs.executor import RunTotals, execute, now
+from slmscope.runs.plan import resolve, superseded
 from slmscope.runs.records import RESULT_COLUMNS, STEP_COLUMNS, Result
-from slmscope.runs.spec import RunSpec, plan, superseded
+from slmscope.runs.spec import RunSpec
 from slmscope.runs.store import StoreError, StoreLost
 from slmscope.runs.stores import Source, open_existing, open_store
-from slmscope.tasks import SUITE, BadRow, load_tasks
-from slmscope.tasks.record import Task
-from slmscope.tools.isolation import availability
 
 OnEvent = Callable[[Event], None]
 RETRIED = {"backend_error", "timeout"}  # outcomes that say nothing of the model: run again
@@ -102,100 +88,9 @@ class SweepSummary:
             store.close()
 
 
-MIN_PROMPT_TOKENS = 128  # the smallest prompt template with a short task in it
-
-
-def check_spec(spec: RunSpec) -> None:
-    """Every name in the spec known and every setting usable, before any model loads
-    (ConfigError otherwise)."""
-    room = spec.gen.max_tokens + MIN_PROMPT_TOKENS
-    if spec.n_ctx < room:
-        raise ConfigError(
-            f"a context window of {spec.n_ctx} tokens cannot hold a prompt and "
-            f"{spec.gen.max_tokens} new tokens: give at least {room} (--n-ctx, or budgets: "
-            "context_window in a spec)"
-        )
-    tool_mode_of(spec)
-    for name in spec.harnesses:
-        harness_of(name)
-    for name in spec.paradigms:
-        get_paradigm(name)
-    if spec.roster is not None:
-        load_roster(Path(spec.roster))
-
-
-def load_all(spec: RunSpec) -> tuple[list[Task], list[BadRow]]:
-    """Every task of the spec's references, each sample once. Results are kept by dataset
-    name, so two files that would give the same name (`a/test.jsonl`, `b/test.jsonl`) are
-    refused in one line rather than one overwriting the other."""
-    data_dir = Path(spec.data_dir) if spec.data_dir else None
-    tasks: list[Task] = []
-    bad_rows: list[BadRow] = []
-    origins: dict[str, str] = {}  # dataset name -> the file (or named set) it came from
-    seen: set[tuple[str, str]] = set()
-    for ref in spec.tasks:
-        loaded = load_tasks(
-            ref,
-            data_dir=data_dir,
-            skip_bad_rows=spec.skip_bad_rows,
-            limit=spec.limit,
-            seed=spec.seed,
-        )
-        path = Path(ref).expanduser()
-        origin = str(path.resolve()) if path.is_file() else ref
-        for task in loaded.tasks:
-            first = origins.setdefault(task.dataset, origin)
-            if first != origin and (Path(first).is_file() or path.is_file()):
-                raise ConfigError(
-                    f"{ref}: its dataset is named {task.dataset!r}, as is {first}'s; results "
-                    "are kept by dataset name, so one would overwrite the other: rename one"
-                )
-            if (task.dataset, task.id) not in seen:  # `builtin` and `builtin:ner`: once
-                seen.add((task.dataset, task.id))
-                tasks.append(task)
-        bad_rows.extend(loaded.bad_rows)
-    return tasks, bad_rows
-
-
-def ignored_settings(spec: RunSpec, cards: dict[str, ModelCard]) -> list[SettingIgnored]:
-    """Settings given that this run has no use for: said, never silently dropped."""
-    found = []
-    if spec.data_dir and all(t == "builtin" or t in SUITE or f"builtin:{t}" in SUITE
-                             for t in spec.tasks):  # fmt: skip
-        found.append(SettingIgnored(
-            f"--data {spec.data_dir}",
-            "only built-in task sets are named (finben:NAME and .yaml configs read it)",
-        ))  # fmt: skip
-    embedded = [c.id for c in cards.values() if not isinstance(c.source, ServedSource)]
-    if spec.concurrency > 1 and embedded:
-        found.append(SettingIgnored(
-            f"--concurrency {spec.concurrency}",
-            f"{', '.join(embedded)} run(s) embedded, one request at a time (it applies to "
-            "served models, --base-url)",
-        ))  # fmt: skip
-    return found
-
-
-async def preflight(
-    spec: RunSpec, cards: dict[str, ModelCard], backends: dict[str, Backend] | None
-) -> None:
-    """Each model can serve the run (a server answers, serves the model, replies well-formed)
-    before anything is stored: a run that cannot work stops in one line."""
-    for card in cards.values():
-        if card.id in (backends or {}):
-            continue  # a backend given by the caller (a test's) is the caller's to check
-        try:
-            await check_backend(
-                card, stream=spec.stream, timeout_s=spec.request_timeout_s, retries=spec.retries
-            )
-        except BackendError as err:
-            err.add_note("checked before the first sample: nothing was run or stored")
-            raise
-
-
 def ensure_pulled(card: ModelCard, emit: OnEvent) -> None:
     """The card's weights, pulled if they are not here yet (progress as events)."""
-    if isinstance(card.source, ServedSource) or card.is_installed():
+    if not card.abilities().needs_weights or card.is_installed():
         return
 
     def progress(phase: str, done: int, total: int | None) -> None:
@@ -219,29 +114,24 @@ async def sweep_async(
     """`sweep`, for callers already inside an event loop."""
     emit: OnEvent = on_event or (lambda _event: None)
     out = Path(out)
-    check_spec(spec)
-    cards = {m: resolve(m, base_url=spec.base_url) for m in spec.models}
-    check_tool_mode(spec, cards)
-    tasks, bad_rows = load_all(spec)
-    if bad_rows:
-        emit(BadRowsSkipped(tuple(bad_rows), out))
-    sandboxed, why = availability()
-    if not sandboxed and set(spec.paradigms) - {"base"}:
-        emit(ToolLeftOut("python", why))
-    for ignored in ignored_settings(spec, cards):
+    resolved = await resolve(spec, backends=backends)
+    if resolved.bad_rows:
+        emit(BadRowsSkipped(resolved.bad_rows, out))
+    if resolved.tool_left_out is not None:
+        emit(ToolLeftOut("python", resolved.tool_left_out))
+    for ignored in resolved.ignored:
         emit(ignored)
-    await preflight(spec, cards, backends)
     store = open_store(out, db)  # a store that cannot be used is refused before any pull
     totals: list[RunTotals] = []
     replies = ResponseCache() if cache else None
+    cells = resolved.cells
     try:
-        for card in cards.values():
+        for card in resolved.cards.values():
             if backends is None or card.id not in backends:
                 ensure_pulled(card, emit)
         abandoned = store.abandon_runs(now())
         if abandoned:
             emit(RunsAbandoned(abandoned, out))
-        cells = plan(spec, tasks)
         stale, changed, unmarked = superseded(store.results(), cells)
         if stale:
             store.mark_stale(stale)
@@ -266,14 +156,11 @@ async def sweep_async(
 
         try:
             await execute(
-                spec,
-                cards,
-                tasks,
+                resolved,
                 store,
                 on_start=on_start,
                 on_sample=on_sample,
                 backends=backends,
-                bad_rows=bad_rows,
                 cache=replies,
                 ray_address=ray,
             )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
+from slmscope.tasks.labels import match_label
 from slmscope.tasks.record import Task
-from slmscope.tasks.scoring import match_label
 
 
 def stratified_sample(tasks: list[Task], limit: int | None, seed: int) -> list[Task]:

@@ -1,35 +1,17 @@
-"""Scorers (answer, task) -> score in [0, 1], and the task-type-aware answer extraction."""
+"""Scorers (answer, task) -> score in [0, 1]: they alone read the gold."""
 
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Callable
 
+from slmscope.tasks.labels import match_label, normalize_label, parse_entities
 from slmscope.tasks.numeric import parse_numbers
 from slmscope.tasks.qa_metric import answer_items, normalize, qa_f1
 from slmscope.tasks.record import Task
 
 # --- labels -----------------------------------------------------------------------------------
-
-
-def normalize_label(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
-
-
-def match_label(text: str, choices: tuple[str, ...]) -> str | None:
-    """The choice a reply names: an exact (normalized) match, else the first choice mentioned."""
-    norm = normalize_label(text)
-    by_norm = {normalize_label(c): c for c in choices}
-    if norm in by_norm:
-        return by_norm[norm]
-    hits = []
-    for key, choice in by_norm.items():
-        found = re.search(rf"\b{re.escape(key)}\b", norm)
-        if found:
-            hits.append((found.start(), choice))
-    return min(hits)[1] if hits else None
 
 
 def label_accuracy(answer: str, task: Task) -> float:
@@ -60,24 +42,6 @@ def numeric_match(answer: str, task: Task, rel_tol: float = 0.01) -> float:
 
 
 # --- entities ---------------------------------------------------------------------------------
-
-_ENTITY_LINE = re.compile(
-    r"^\s*(?:[-*•]|\d+[.)])?\s*(?P<name>.+?)\s*[,:]\s*(?P<type>[A-Za-z]+)\s*$"
-)
-ENTITY_TYPES = ("PER", "ORG", "LOC")
-
-
-def _entity(line: str) -> tuple[str, str] | None:
-    """(normalized entity, TYPE) for an `entity, TYPE` line of a known type, else None."""
-    m = _ENTITY_LINE.match(line)
-    if m is None or m["type"].upper() not in ENTITY_TYPES:
-        return None
-    return normalize_label(m["name"]), m["type"].upper()
-
-
-def parse_entities(text: str) -> Counter[tuple[str, str]]:
-    """`entity, TYPE` lines as a multiset of (normalized entity, type)."""
-    return Counter(e for e in map(_entity, text.splitlines()) if e is not None)
 
 
 def entity_f1(answer: str, task: Task) -> float:
@@ -178,27 +142,3 @@ def score(task: Task, answer: str | None) -> float:
     if answer is None:
         return 0.0
     return SCORERS[task.scorer](answer, task)
-
-
-# --- extraction -------------------------------------------------------------------------------
-
-
-def extract_answer(task: Task, text: str) -> str | None:
-    """The answer a reply gives, by task type; None when the reply holds none."""
-    text = text.strip()
-    if not text:
-        return None
-    if task.choices:
-        return match_label(text, task.choices)
-    if task.task_type == "ner":
-        lines = [ln.strip() for ln in text.splitlines() if _entity(ln) is not None]
-        return "\n".join(lines) or None
-    if task.scorer == "qa_f1":
-        return text
-    if task.task_type == "qa":
-        if normalize_label(task.gold) in ("yes", "no"):
-            m = re.search(r"\b(yes|no)\b", text.lower())
-            return m.group(1) if m else None
-        numbers = parse_numbers(text)
-        return numbers[-1].text if numbers else None
-    return text

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import random
 
+from slmscope.tasks.answer_format import AnswerFormat
 from slmscope.tasks.record import Task
 
 _COMPANIES = (
@@ -89,6 +90,7 @@ def table_qa(seed: int = 7) -> list[Task]:
                 f"decimals.\nQuestion: {question}",
                 gold=f"{answer:.2f}",
                 scorer="numeric_match",
+                answer=AnswerFormat("number"),
                 context=_markdown(company, table),
                 rule=f"computed from the table: {rule}",
             )

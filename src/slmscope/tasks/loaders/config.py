@@ -9,6 +9,7 @@ shape: auto                       # auto | finben | flat
 fields: {id: id, prompt: question, gold: label, context: table}   # for shape flat
 choices: [negative, neutral, positive]
 scorer: label_accuracy            # default: by task type
+answer: label                     # answer format (tasks/answer_format.py); default: by type
 prompt_template: "{prompt}"       # may use {prompt}, {context}, {choices}
 few_shot: 0
 limit: 50
@@ -23,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from slmscope.tasks.answer_format import AnswerFormat, format_named
 from slmscope.tasks.errors import TaskFileError
 from slmscope.tasks.record import TASK_TYPES, TaskType
 from slmscope.tasks.scoring import DEFAULT_SCORER, SCORERS
@@ -41,6 +43,7 @@ class TaskConfig:
     fields: dict[str, str] = field(default_factory=dict)
     choices: tuple[str, ...] = ()
     scorer: str = ""
+    answer: str = ""
     prompt_template: str = "{prompt}"
     few_shot: int = 0
     limit: int | None = None
@@ -51,6 +54,11 @@ class TaskConfig:
     @property
     def scorer_name(self) -> str:
         return self.scorer or DEFAULT_SCORER[self.task_type]
+
+    @property
+    def answer_format(self) -> AnswerFormat:
+        """The format of every row's answer: declared, else the task type's default."""
+        return format_named(self.answer, self.task_type, self.choices)
 
 
 def parse_config(data: Any, path: Path, lines: dict[str, int] | None = None) -> TaskConfig:
@@ -94,6 +102,10 @@ def parse_config(data: Any, path: Path, lines: dict[str, int] | None = None) -> 
             else ""
         )
         raise TaskFileError(path, at("choices"), f"key 'choices': expected a list of strings{hint}")
+    try:
+        format_named(data.get("answer"), data["task_type"], tuple(choices))
+    except ValueError as err:
+        raise TaskFileError(path, at("answer"), f"key 'answer': {err}") from None
     for key in ("few_shot", "seed"):
         if not isinstance(data.get(key, 0), int) or data.get(key, 0) < 0:
             raise TaskFileError(path, at(key), f"key {key!r}: expected a whole number >= 0")

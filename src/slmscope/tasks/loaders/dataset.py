@@ -17,12 +17,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from slmscope.tasks.answer_format import format_named
 from slmscope.tasks.errors import TaskFileError
+from slmscope.tasks.labels import normalize_label, parse_entities
 from slmscope.tasks.loaders.config import TaskConfig
 from slmscope.tasks.loaders.files import Unreadable, read_rows
 from slmscope.tasks.record import Task
 from slmscope.tasks.sampling import stratified_sample
-from slmscope.tasks.scoring import is_single_number, normalize_label, parse_entities
+from slmscope.tasks.scoring import is_single_number
 
 LABEL_TYPES = ("sentiment", "classification", "stock_movement", "credit_scoring", "bankruptcy")
 
@@ -185,6 +187,10 @@ def _task(cfg: TaskConfig, dataset: str, row: Any, line: int) -> Task:
     except _RowProblem as problem:
         problem.field = gold_field  # name the field as the file spells it
         raise
+    try:
+        answer = format_named(cfg.answer, cfg.task_type, choices)  # the dataset's, per config
+    except ValueError as err:
+        raise _RowProblem("choices", str(err), fatal=True) from None
     text = cfg.prompt_template.format(
         prompt=prompt, context=context or "", choices=", ".join(choices)
     )
@@ -198,6 +204,7 @@ def _task(cfg: TaskConfig, dataset: str, row: Any, line: int) -> Task:
         choices=choices,
         context=context,
         rule=f"gold from {cfg.name} (line {line})",
+        answer=answer,
     )
 
 
@@ -208,7 +215,8 @@ def content_id(prompt: str, gold: str) -> str:
 
 def scorer_for(declared: str, gold: str) -> str:
     """The numeric scorer reads one number; a QA gold that is text or several values (TAT-QA
-    spans) is scored by token F1 instead."""
+    spans) is scored by token F1 instead. (The scorer may follow the gold; the answer format,
+    which the model is shown, is the dataset's and does not.)"""
     return "qa_f1" if declared == "numeric_match" and not is_single_number(gold) else declared
 
 

@@ -1,6 +1,7 @@
 """slmscope's own task files: one Task per row, in any format `read_rows` reads.
 
-Fields: id, task_type, prompt, gold; optional choices, context, scorer, rule.
+Fields: id, task_type, prompt, gold; optional choices, context, scorer, rule, and answer (the
+answers' format, tasks/answer_format.py; by default the task type's).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, cast
 
+from slmscope.tasks.answer_format import format_named
 from slmscope.tasks.errors import TaskFileError
 from slmscope.tasks.loaders.dataset import BadRow, Loaded
 from slmscope.tasks.loaders.files import Unreadable, file_format, read_rows
@@ -81,7 +83,12 @@ def _task(row: Any, name: str, csv_cells: bool) -> Task:
     scorer = row.get("scorer") or DEFAULT_SCORER[task_type]
     if scorer not in SCORERS:
         raise _Problem("scorer", f"{scorer!r} is not one of {sorted(SCORERS)}")
+    try:
+        answer = format_named(row.get("answer"), task_type, tuple(choices))
+    except ValueError as err:
+        raise _Problem("answer", str(err)) from None
     return Task(
+        answer=answer,
         id=sample_id,
         dataset=name,
         task_type=cast(TaskType, task_type),

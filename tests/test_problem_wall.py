@@ -75,7 +75,7 @@ def test_builtin_rows_differing_only_in_gold_give_the_same_model_input(name: str
     assert_gold_blind(SUITE[name]()[0])
 
 
-def _synthetic_row(task_type: str, choices: tuple[str, ...], gold: str) -> dict[str, Any]:
+def _synthetic_row(gold: str) -> dict[str, Any]:
     prompt = "Read this: Acme Corp in Oslo reported revenue of 1,784 against 1,495."
     return {
         "id": "row-1",
@@ -90,7 +90,7 @@ def test_every_shipped_config_is_gold_blind(name: str, tmp_path: Path) -> None:
     kind_gold = {"ner": "Acme Corp, ORG", "qa": "1,784", "summarization": "Revenue rose."}
     gold = cfg.choices[0] if cfg.choices else kind_gold.get(cfg.task_type, "x")
     assert cfg.file is not None
-    (tmp_path / cfg.file).write_text(json.dumps(_synthetic_row(cfg.task_type, cfg.choices, gold)))
+    (tmp_path / cfg.file).write_text(json.dumps(_synthetic_row(gold)))
     task = load_tasks(f"finben:{name}", data_dir=tmp_path).tasks[0]
     assert task.problem.answer == cfg.answer_format  # the dataset's format, not the row's
     assert_gold_blind(task)
@@ -156,3 +156,46 @@ def test_a_yes_gold_is_answerable_and_scored(paradigm: str, harness: str, smol_p
     constraint = backend.options[0]["constraint"]
     if constraint is not None:  # constrained: the grammar itself admits it
         assert accepts(constraint.grammar, reply, smol_path)
+
+
+def test_results_made_with_the_old_prompts_still_load_and_new_cells_get_new_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer-format line changed the prompts: a run directory from before keeps its rows,
+    readable as they were, and the same spec runs every cell again under new keys."""
+    from slmscope import analysis
+    from slmscope.models.catalog import CATALOG
+    from slmscope.runs.spec import RunSpec
+    from slmscope.runs.store import Store
+    from sweeps import execute_spec
+
+    tasks = SUITE["builtin:sentiment"]()[:2]
+    spec = RunSpec(models=("scripted",), paradigms=("base", "single"), tasks=("x",))
+    cards = {"scripted": CATALOG["smollm2-135m-instruct"]}
+    reply = ["<think>t</think><final_answer>positive</final_answer>"] * 8
+    store = Store(tmp_path / "run")
+    monkeypatch.setattr("slmscope.runs.spec.PROMPT_VERSION", "2026-11-25.2")  # before
+    old = execute_spec(spec, cards, tasks, store, backends={"scripted": ScriptedBackend(reply)})
+    monkeypatch.undo()
+    new = execute_spec(spec, cards, tasks, store, backends={"scripted": ScriptedBackend(reply)})
+    assert (old.done, new.skipped, new.done) == (4, 0, 4)  # nothing of the old run is reused
+    keys = [r.cell_key for r in store.results()]
+    store.close()
+    assert len(set(keys)) == 8
+    frame = analysis.load(tmp_path / "run")
+    assert len(frame) == 8 and frame["run_id"].nunique() == 2  # both runs' rows are read
+    same = frame.groupby(["paradigm", "sample_id"])["score"].nunique()  # the same answers
+    assert (same == 1).all() and len(same) == 4
+
+
+def test_the_entity_grammar_takes_tokenized_names_and_refuses_the_copied_format(
+    smol_path: Path,
+) -> None:
+    grammar = agent_constraint({}, AnswerFormat("entities"), final_only=True).grammar
+
+    def final(text: str) -> str:
+        return f"<think>t</think><final_answer>{text}</final_answer>"
+
+    assert accepts(grammar, final("EVERGREEN SOLAR , INC, ORG\nOslo, LOC"), smol_path)
+    assert not accepts(grammar, final("no entity, TYPE, per line"), smol_path)
+    assert not accepts(grammar, final("entity, TYPE"), smol_path)

@@ -29,7 +29,7 @@ _LINES: dict[str, str] = {
     "number": "The final answer is a number.",
     "number_or_yesno": "The final answer is a number, or yes or no.",
     "text": "The final answer is the text or value(s) asked for; separate several with '; '.",
-    "entities": "The final answer lists one 'entity, TYPE' per line (TYPE one of PER, ORG, LOC).",
+    "entities": "The final answer lists one 'entity, TYPE' per line.",
     "summary": "The final answer is the summary itself, in a few sentences.",
     "free": "The final answer is short: just the answer, no explanation.",
 }
@@ -37,7 +37,9 @@ _LINES: dict[str, str] = {
 # up to the closing tag, an entity line.
 _NUMBER = 'ans-number ::= "-"? "$"? [0-9] [0-9,]* ("." [0-9]+)? "%"?'
 _TEXT = "ans-text ::= [^<]+"
-_ENTITY = 'ans-entity ::= [^<\\n]+ ", " ("PER" | "ORG" | "LOC")'  # names may hold commas
+# A name holds a comma only as tokenized text writes one (`EVERGREEN SOLAR , INC`): a bare
+# ", " ends the name, so a copied "entity, TYPE, per line" cannot pass as an entity.
+_ENTITY = 'ans-entity ::= [^,<\\n]+ (" , " [^,<\\n]+)* ", " ("PER" | "ORG" | "LOC")'
 _YESNO = '"yes" | "no" | "Yes" | "No"'
 _RULES: dict[str, str] = {
     "number": f"answer ::= ans-number\n{_NUMBER}",

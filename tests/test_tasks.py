@@ -276,6 +276,9 @@ def test_extraction_by_answer_format() -> None:
     assert read(qa("yes"), "Yes, it rose by 5%") == "yes"  # yes/no read in either format
     assert read(qa("4"), "yes") == "yes"  # whatever the row's gold is
     assert read(qa("4"), "It rose from 3 to 4, so yes") == "4"  # a number said wins
+    assert read(qa("no"), "**Yes**, it rose by 5%") == "yes"  # markdown before the yes
+    spans = Task(id="s", dataset="d", task_type="qa", prompt="", gold="x", scorer="qa_f1")
+    assert spans.problem.answer.kind == "text"  # a declared span scorer, not the gold
     assert read(NER, "Entities:\nOslo, LOC\nnothing else") == "Oslo, LOC"
     assert read(NER, "I found none") is None
     assert score(SENT, None) == 0.0

@@ -118,9 +118,10 @@ async def _run_tool(loop: Loop, action: Action) -> Ran:
         return observation, "unknown_tool", (loop.names.unknown_tool, observation), ()
     if isinstance(tool, HandOff):
         handed = await tool.hand_off(action.input)
+        said = handed.text[: loop.limits.max_observation_chars]  # as any observation
         if handed.failed:
-            return f"error: {handed.text}", "tool_error", ("tool_error", handed.text), handed.steps
-        return handed.text, None, ("max_steps", ""), handed.steps
+            return f"error: {said}", "tool_error", ("tool_error", handed.text), handed.steps
+        return said, None, ("max_steps", ""), handed.steps
     try:
         result = await asyncio.wait_for(tool.run(action.input), loop.limits.tool_timeout_s)
     except ToolError as err:

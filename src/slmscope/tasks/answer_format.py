@@ -89,7 +89,8 @@ class AnswerFormat:
         if self.kind in ("number", "number_or_yesno"):
             numbers = parse_numbers(text)
             said = _YES_NO.search(text.lower()) if self.kind == "number_or_yesno" else None
-            if said is not None and (not numbers or said.start() == 0):
+            lead = len(text) - len(text.lstrip(" *_`\"'(["))  # markdown or quotes before a yes
+            if said is not None and (not numbers or said.start() == lead):
                 return said.group(1)
             return numbers[-1].text if numbers else None
         return text
@@ -109,10 +110,13 @@ class AnswerFormat:
         return None
 
 
-def default_format(task_type: str, choices: tuple[str, ...]) -> AnswerFormat:
-    """A task type's format where a dataset declares none."""
+def default_format(task_type: str, choices: tuple[str, ...], scorer: str = "") -> AnswerFormat:
+    """A task type's format where a dataset declares none (a declared span scorer, never a
+    row's gold, makes a QA dataset's answers text)."""
     if choices:
         return AnswerFormat("label", choices)
+    if task_type == "qa" and scorer == "qa_f1":
+        return AnswerFormat("text")
     kind: AnswerKind = {
         "ner": "entities",
         "qa": "number_or_yesno",
@@ -121,11 +125,13 @@ def default_format(task_type: str, choices: tuple[str, ...]) -> AnswerFormat:
     return AnswerFormat(kind)
 
 
-def format_named(kind: str | None, task_type: str, choices: tuple[str, ...]) -> AnswerFormat:
+def format_named(
+    kind: str | None, task_type: str, choices: tuple[str, ...], scorer: str = ""
+) -> AnswerFormat:
     """The format a dataset declares (`answer:` in a config, a task file's column), else the
-    task type's default. ValueError names what is wrong."""
+    default for its task type and declared scorer. ValueError names what is wrong."""
     if not kind:
-        return default_format(task_type, choices)
+        return default_format(task_type, choices, scorer)
     if kind not in ANSWER_KINDS:
         raise ValueError(f"{kind!r} is not one of {', '.join(ANSWER_KINDS)}")
     if kind == "label" and not choices:

@@ -83,7 +83,7 @@ class Task:
             dataset=self.dataset,
             task_type=self.task_type,
             prompt=self.prompt,
-            answer=self.answer or default_format(self.task_type, self.choices),
+            answer=self.answer or default_format(self.task_type, self.choices, self.scorer),
             context=self.context,
         )
 

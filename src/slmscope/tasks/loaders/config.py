@@ -58,7 +58,7 @@ class TaskConfig:
     @property
     def answer_format(self) -> AnswerFormat:
         """The format of every row's answer: declared, else the task type's default."""
-        return format_named(self.answer, self.task_type, self.choices)
+        return format_named(self.answer, self.task_type, self.choices, self.scorer)
 
 
 def parse_config(data: Any, path: Path, lines: dict[str, int] | None = None) -> TaskConfig:

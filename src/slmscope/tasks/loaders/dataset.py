@@ -188,7 +188,7 @@ def _task(cfg: TaskConfig, dataset: str, row: Any, line: int) -> Task:
         problem.field = gold_field  # name the field as the file spells it
         raise
     try:
-        answer = format_named(cfg.answer, cfg.task_type, choices)  # the dataset's, per config
+        answer = format_named(cfg.answer, cfg.task_type, choices, cfg.scorer)  # per config
     except ValueError as err:
         raise _RowProblem("choices", str(err), fatal=True) from None
     text = cfg.prompt_template.format(

@@ -84,7 +84,7 @@ def _task(row: Any, name: str, csv_cells: bool) -> Task:
     if scorer not in SCORERS:
         raise _Problem("scorer", f"{scorer!r} is not one of {sorted(SCORERS)}")
     try:
-        answer = format_named(row.get("answer"), task_type, tuple(choices))
+        answer = format_named(row.get("answer"), task_type, tuple(choices), str(scorer))
     except ValueError as err:
         raise _Problem("answer", str(err)) from None
     return Task(

@@ -18,9 +18,12 @@ from slmscope.models.metered import MeteredBackend
 class Stack:
     """`backend` is what paradigms are given; the layers are kept for their counters."""
 
-    backend: Backend
     limited: LimitedBackend
     cached: CachedBackend | None
+
+    @property
+    def backend(self) -> Backend:
+        return self.limited  # the outermost layer
 
     def counters(self) -> dict[str, Any]:
         """Concurrency (slots and the most calls at once) and cache use, for the run record."""
@@ -45,4 +48,4 @@ def build_stack(
     cached = CachedBackend(metered, cache, info, meter.method) if cache else None
     allowed = slots if info.abilities.parallel_slots else 1
     limited = LimitedBackend(cached or metered, allowed)
-    return Stack(limited, limited, cached)
+    return Stack(limited, cached)

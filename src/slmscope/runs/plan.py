@@ -59,7 +59,6 @@ class ResolvedSweep:
 
     spec: RunSpec
     cards: Mapping[str, ModelCard]
-    tasks: tuple[Task, ...]
     bad_rows: tuple[BadRow, ...]
     paradigms: Mapping[Arm, Paradigm]  # one instance per arm: agents keep their index
     cells: tuple[Cell, ...]
@@ -268,7 +267,6 @@ def interpret(
     return ResolvedSweep(
         spec=spec,
         cards=dict(cards),
-        tasks=tuple(tasks),
         bad_rows=tuple(bad_rows),
         paradigms=paradigms,
         cells=tuple(plan(spec, tasks, paradigms)),

@@ -17,7 +17,10 @@ from slmscope.paradigms.single_agent import SingleAgent
 
 def test_single_agent_uses_a_tool_then_answers() -> None:
     trace, backend = run(
-        SingleAgent(), QA, act("calculator", expression="growth(100, 125)"), answer(QA.gold)
+        SingleAgent(harness="constrained"),
+        QA,
+        act("calculator", expression="growth(100, 125)"),
+        answer(QA.gold),
     )
     assert trace.outcome == "ok" and trace.final_answer == QA.gold
     first, second = trace.steps
@@ -33,7 +36,12 @@ def test_single_agent_uses_a_tool_then_answers() -> None:
 
 
 def test_lookup_reads_the_task_table() -> None:
-    trace, _ = run(SingleAgent(), QA, act("lookup", row="Revenue", column="2021"), answer(QA.gold))
+    trace, _ = run(
+        SingleAgent(harness="constrained"),
+        QA,
+        act("lookup", row="Revenue", column="2021"),
+        answer(QA.gold),
+    )
     assert trace.steps[0].observation and trace.steps[0].observation[0].isdigit()
 
 
@@ -62,18 +70,22 @@ def test_a_final_answer_without_a_readable_label_is_no_final_answer() -> None:
     trace, _ = run(SingleAgent(harness="strict"), SENT, answer("it depends"))
     assert trace.outcome == "no_final_answer" and len(trace.steps) == 1
     # Under repair it is sent back twice (the bound of repairs), then fails the same way.
-    trace, _ = run(SingleAgent(), SENT, *[answer("it depends")] * 3)
+    trace, _ = run(SingleAgent(harness="constrained"), SENT, *[answer("it depends")] * 3)
     assert trace.outcome == "no_final_answer" and len(trace.steps) == 3
 
 
 def test_context_guard_ends_cleanly_instead_of_overflowing() -> None:
-    agent = SingleAgent(AgentLimits(context_window=200, max_tokens_per_turn=100))
+    agent = SingleAgent(
+        AgentLimits(context_window=200, max_tokens_per_turn=100), harness="constrained"
+    )
     trace, backend = run(agent, QA)
     assert trace.outcome == "context_overflow" and backend.calls == []
 
 
 def test_token_budget_ends_the_loop() -> None:
-    agent = SingleAgent(AgentLimits(token_budget=20))  # the scripted call costs 15 tokens
+    agent = SingleAgent(
+        AgentLimits(token_budget=20), harness="constrained"
+    )  # the scripted call costs 15 tokens
     trace, _ = run(
         agent, SENT, act("calculator", expression="1+1"), act("calculator", expression="2+2")
     )
@@ -82,12 +94,12 @@ def test_token_budget_ends_the_loop() -> None:
 
 def test_dead_backend_stops_the_agent() -> None:
     with pytest.raises(BackendUnavailable):
-        run(SingleAgent(), SENT, BackendUnavailable("gone"))
+        run(SingleAgent(harness="constrained"), SENT, BackendUnavailable("gone"))
 
 
 def test_multi_agent_routes_to_a_specialist_and_assembles() -> None:
     trace, _ = run(
-        MultiAgent(),
+        MultiAgent(harness="constrained"),
         QA,
         act("quant_agent", task="compute the answer"),  # supervisor
         act("calculator", expression="growth(100, 125)"),  # quant agent
@@ -107,7 +119,7 @@ def test_multi_agent_routes_to_a_specialist_and_assembles() -> None:
 
 def test_a_hand_off_under_another_field_name_still_reaches_the_specialist() -> None:
     trace, backend = run(
-        MultiAgent(),
+        MultiAgent(harness="constrained"),
         SENT,
         act("nlp_agent", sentence="Is this positive?"),  # what small supervisors write
         answer("positive"),  # nlp agent
@@ -122,7 +134,7 @@ def test_a_hand_off_under_another_field_name_still_reaches_the_specialist() -> N
 
 
 def test_the_supervisor_prompt_example_uses_its_own_tools() -> None:
-    _, backend = run(MultiAgent(), SENT, answer("positive"))
+    _, backend = run(MultiAgent(harness="constrained"), SENT, answer("positive"))
     system = backend.calls[0][0]["content"]
     example = system.split("Example, on a different task")[1]
     assert '"tool": "knowledge_agent"' in example and '"task"' in example and "umbrella" in example
@@ -181,7 +193,7 @@ def test_fallback_answers_with_base_and_keeps_both_costs() -> None:
     assert trace.outcome == "ok" and trace.final_answer == "positive"
     assert trace.agent_outcome == "no_final_answer"
     assert [s.agent for s in trace.steps] == ["single"] * 5 + ["base"]
-    trace, _ = run(get_paradigm("multi+fallback"), SENT, answer("negative"))
+    trace, _ = run(get_paradigm("multi+fallback", harness="constrained"), SENT, answer("negative"))
     assert trace.agent_outcome == "ok" and trace.final_answer == "negative"  # no fallback needed
 
 
@@ -191,7 +203,7 @@ def test_roster_from_yaml(tmp_path: Path) -> None:
     roster = load_roster(path)
     assert roster == (Specialist("analyst", "You analyse.", ("calculator",)),)
     trace, _ = run(
-        MultiAgent(roster=roster),
+        MultiAgent(roster=roster, harness="constrained"),
         SENT,
         act("analyst", task="x"),
         answer("positive"),

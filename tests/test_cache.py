@@ -70,7 +70,7 @@ def test_no_other_model_or_setting_ever_hits(
 
 def test_a_repeated_sweep_is_served_from_the_cache(tmp_path: Path) -> None:
     spec = RunSpec(models=(SMOL,), paradigms=("base", "single"), tasks=("builtin:sentiment",),
-                   limit=2)  # fmt: skip
+                   limit=2, harnesses=("constrained",))  # fmt: skip
     script = ["positive", "<think>x</think><final_answer>negative</final_answer>"] * 2
     first = sweep(spec, tmp_path / "a", backends={SMOL: ScriptedBackend(script)}, cache=True)
     again = sweep(spec, tmp_path / "b", backends={SMOL: ScriptedBackend([])}, cache=True)

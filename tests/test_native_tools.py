@@ -62,7 +62,7 @@ def test_a_native_tool_call_is_run_and_answered_with_a_tool_message() -> None:
 
 
 def test_a_plain_message_is_the_final_answer_in_native_mode() -> None:
-    trace, _ = solve(SingleAgent(mode="native"), f"{QA.gold}")
+    trace, _ = solve(SingleAgent(mode="native", harness="constrained"), f"{QA.gold}")
     assert trace.outcome == "ok" and trace.final_answer == QA.gold
 
 
@@ -322,7 +322,10 @@ def test_cli_native_run_records_tool_steps(tool_server: str, tmp_path: Path) -> 
     known = {"no_action_or_answer", "action_not_json", "action_bad_input", "action_missing_tool",
              "tool_call_as_text", "empty_final_answer", "tool_error", "unknown_tool",
              "repeated_action"}  # fmt: skip
-    assert set(steps["error"].dropna()) <= known
+    errors = list(steps["error"].dropna())
+    if row["outcome"] in ("backend_error", "context_overflow"):  # this server's template
+        errors = errors[:-1]  # renders the tools again around each tool message: it overflows
+    assert set(errors) <= known
     # The turn after a tool call sent the result back as a `tool` message.
     after = called.index[0] + 1
     if after < len(steps):

@@ -150,10 +150,16 @@ def test_a_yes_gold_is_answerable_and_scored(paradigm: str, harness: str, smol_p
     )  # fmt: skip
     agent = get_paradigm(paradigm, harness=harness)
     reply = "<think>it rose</think><final_answer>Yes</final_answer>"
-    backend = ScriptedBackend([reply])
+    acts: list[str] = []  # under a harness that holds agents to act first: their actions
+    if agent.harness is not None and agent.harness.acts_first():
+        calc = '<think>t</think><action>{"tool": "calculator", "input": {"expression": "2-1"}}'
+        hand = '<think>t</think><action>{"tool": "quant_agent", "input": {"task": "did it?"}}'
+        acts = [hand + "</action>", calc + "</action>", reply] if paradigm == "multi" else []
+        acts = acts or [calc + "</action>"]
+    backend = ScriptedBackend([*acts, reply])
     trace = asyncio.run(agent.solve(task.problem, backend, GenerationConfig()))
     assert trace.outcome == "ok" and score(task, trace.final_answer) == 1.0
-    constraint = backend.options[0]["constraint"]
+    constraint = backend.options[-1]["constraint"]
     if constraint is not None:  # constrained: the grammar itself admits it
         assert accepts(constraint.grammar, reply, smol_path)
 

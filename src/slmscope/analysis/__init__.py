@@ -9,6 +9,11 @@ analysis.paradigm_table(results)                  # Table 2: quality and cost pe
 analysis.recommend(results)                       # a paradigm per task type, and how sure
 analysis.harness_effect(results, steps)           # each harness against strict and base
 analysis.harness_flips(results)                   # does the verdict change with the harness?
+analysis.tool_use(results)                        # did the agents act: calls, errors, observed
+analysis.idle_arms(analysis.tool_use(results))     # agent arms that acted on under a fifth
+analysis.priors(results)                          # top answer share, majority and chance scores
+analysis.prior_pairs(analysis.priors(results))    # differences between constants: label priors
+analysis.prior_texts(pairs)                       # those pairs in words, one per dataset
 """
 
 from slmscope.analysis.harness import harness_effect, harness_flips
@@ -30,6 +35,7 @@ from slmscope.analysis.tables import (
     nrq_by_paradigm,
     summarize,
 )
+from slmscope.analysis.tool_use import idle_arms, prior_pairs, prior_texts, priors, tool_use
 
 __all__ = [
     "agent_costs",
@@ -38,6 +44,7 @@ __all__ = [
     "composite_z",
     "harness_effect",
     "harness_flips",
+    "idle_arms",
     "load",
     "load_runs",
     "load_steps",
@@ -46,6 +53,10 @@ __all__ = [
     "outcome_shares",
     "paradigm_table",
     "pareto_front",
+    "prior_pairs",
+    "prior_texts",
+    "priors",
     "recommend",
     "summarize",
+    "tool_use",
 ]

@@ -57,12 +57,22 @@ def protocol_flags(results: pd.DataFrame, steps: pd.DataFrame | None) -> pd.Seri
     return flags
 
 
+def acted_share(group: pd.DataFrame) -> float:
+    """The share of a group's samples with tools that acted (NaN where none had tools: base,
+    or rows stored before tool use was counted)."""
+    if "acted" not in group or "tools_offered" not in group:
+        return math.nan
+    offered = group[group["tools_offered"].fillna(0).astype(int) > 0]
+    return float(offered["acted"].fillna(False).astype(float).mean()) if len(offered) else math.nan
+
+
 def harness_effect(
     results: pd.DataFrame, steps: pd.DataFrame | None = None, *, seed: int = 0
 ) -> pd.DataFrame:
     """Per model x paradigm x harness: completion, protocol-failure share and score with 95%
-    intervals, tokens and latency per sample, the score's change against the same paradigm
-    under `strict` and against base, each paired on the shared samples."""
+    intervals, the share of samples that acted (`acted`: NaN without tools), tokens and latency
+    per sample, the score's change against the same paradigm under `strict` and against base,
+    each paired on the shared samples."""
     if results.empty:
         return pd.DataFrame()
     frame = arms(results)
@@ -100,6 +110,7 @@ def harness_effect(
                 "score": score[0],
                 "score_lo": score[1],
                 "score_hi": score[2],
+                "acted": acted_share(group),
                 "tokens_per_sample": float(group["total_tokens"].mean()),
                 "latency_s": float(group["latency_s"].mean()),
                 "vs_strict": vs_strict[0],

@@ -73,6 +73,23 @@ def paired_bootstrap(
     return float(diffs.mean()), low, high, min(1.0, p)
 
 
+def bootstrap_diff(
+    a: npt.ArrayLike, b: npt.ArrayLike, *, seed: int = 0, n_boot: int = N_BOOT, level: float = 0.95
+) -> tuple[float, float, float]:
+    """Mean of b minus mean of a over two independent groups (different samples), with a
+    percentile bootstrap interval that resamples each group on its own; nan for an empty one."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.size == 0 or y.size == 0:
+        return math.nan, math.nan, math.nan
+    diff = float(y.mean() - x.mean())
+    rng = np.random.default_rng(seed)
+    means_x = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    means_y = y[rng.integers(0, y.size, size=(n_boot, y.size))].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(means_y - means_x, [tail, 100 - tail])
+    return diff, float(low), float(high)
+
+
 def mcnemar_exact(a: npt.ArrayLike, b: npt.ArrayLike) -> tuple[int, int, float]:
     """Exact McNemar test on paired 0/1 scores: (a right only, b right only, two-sided p)."""
     x, y = np.asarray(a, dtype=float) >= 0.5, np.asarray(b, dtype=float) >= 0.5

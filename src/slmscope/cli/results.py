@@ -10,7 +10,16 @@ import pandas as pd
 import typer
 from rich.markup import escape
 
-from slmscope.analysis import arms, harness_effect, harness_flips, summarize
+from slmscope.analysis import (
+    arms,
+    harness_effect,
+    harness_flips,
+    idle_arms,
+    prior_pairs,
+    priors,
+    summarize,
+    tool_use,
+)
 from slmscope.analysis.overview import paradigm_table
 from slmscope.analysis.tables import load, load_steps, stale_count
 from slmscope.cli.app import app, console, say, user_errors
@@ -25,6 +34,7 @@ from slmscope.report.terminal import (
     results_table,
     score_matrix,
 )
+from slmscope.report.terminal_tools import tool_use_notes, tool_use_summary
 from slmscope.runs.store_pg import is_database_url, redacted
 from slmscope.runs.stores import Source, open_existing
 
@@ -32,7 +42,8 @@ from slmscope.runs.stores import Source, open_existing
 def print_summary(results: pd.DataFrame, steps: pd.DataFrame | None = None) -> None:
     """Per dataset (one table of scores with intervals, or a score matrix when paradigms are
     compared), then the paradigms' quality and cost, then the harnesses' where there are
-    several."""
+    several, then the agents' tool use where any arm had tools (with warnings for arms that
+    did not act or answered one label)."""
     if results.empty:
         return
     results = arms(results)
@@ -44,6 +55,18 @@ def print_summary(results: pd.DataFrame, steps: pd.DataFrame | None = None) -> N
         console.print(results_table(summary))
     if results.loc[results["harness"] != "none", "harness"].nunique() > 1:
         console.print(harness_summary(harness_effect(results, steps), harness_flips(results)))
+    print_tool_use(results)
+
+
+def print_tool_use(results: pd.DataFrame) -> None:
+    """The tool-use table and the lines under it, where any arm had tools."""
+    table = tool_use(results)
+    if table.empty:
+        return
+    console.print(tool_use_summary(table))
+    found = priors(results)
+    for line in tool_use_notes(idle_arms(table), found, prior_pairs(found)):
+        console.print(line, highlight=False, soft_wrap=True)
 
 
 def source_of(text: str) -> Source:

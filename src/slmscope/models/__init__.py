@@ -16,6 +16,7 @@ from slmscope.models.base import (
     ContextOverflow,
     GenerationConfig,
     Message,
+    ToolsUnsupported,
 )
 from slmscope.models.catalog import CATALOG, ModelCard, ServedSource, UnknownModel, resolve
 
@@ -78,6 +79,23 @@ def open_backend(
 
 
 GRAMMAR_PROBE = GenerationConfig(max_tokens=4, constraint=Constraint("probe", 'root ::= "ok"'))
+_PROBE_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "echo",
+        "description": "Repeat a word.",
+        "parameters": {
+            "type": "object",
+            "properties": {"word": {"type": "string"}},
+            "required": ["word"],
+        },
+    },
+}
+REQUIRED_TOOLS_PROBE = GenerationConfig(max_tokens=48, tools=(_PROBE_TOOL,), tool_choice="required")
+REQUIRED_TOOLS_HINT = (
+    "the server does not honour tool_choice 'required', which the `act` harness needs in "
+    "native tool mode: use --tool-mode tags, or another harness"
+)
 
 
 async def check_backend(
@@ -87,12 +105,14 @@ async def check_backend(
     timeout_s: float = 120.0,
     retries: int = 2,
     grammar: bool = False,
+    required_tools: bool = False,
     backend: Backend | None = None,
 ) -> None:
     """Before a run: a served model's server answers, serves it and replies well-formed, and
-    (`grammar`) applies a grammar where none is known to; a local model's file is checked as
-    it opens. `backend`: one the caller opened (a test's), used as it is for the grammar probe.
-    Raises the BackendError that says what is not so."""
+    (`grammar`) applies a grammar where none is known to, and (`required_tools`) honours
+    `tool_choice: required`; a local model's file is checked as it opens. `backend`: one the
+    caller opened (a test's), used as it is for the probes. Raises the BackendError that says
+    what is not so."""
     abilities = card.abilities()
     probe = grammar and not abilities.grammar_checked
     if backend is None and abilities.needs_weights:
@@ -106,6 +126,16 @@ async def check_backend(
             await served.preflight()
         if probe:
             await served.chat([{"role": "user", "content": "Say ok."}], GRAMMAR_PROBE)
+        if required_tools:
+            said: list[Message] = [{"role": "user", "content": "Say hello with the echo tool."}]
+            try:
+                reply = await served.chat(said, REQUIRED_TOOLS_PROBE)
+            except ToolsUnsupported:
+                raise
+            except BackendError as err:
+                raise ToolsUnsupported(f"{REQUIRED_TOOLS_HINT} ({err})", where=card.id) from err
+            if not reply.tool_calls:
+                raise ToolsUnsupported(REQUIRED_TOOLS_HINT, where=card.id)
     finally:
         if backend is None:
             await served.aclose()

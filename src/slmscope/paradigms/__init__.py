@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from slmscope.errors import ConfigError
 from slmscope.models.base import Backend, GenerationConfig
+from slmscope.paradigms.acts import Acts, acts_of
 from slmscope.paradigms.agent_prompts import TOOL_MODES, ToolMode
 from slmscope.paradigms.base import NO_HARNESS, Base, OnStep, Paradigm, harness_label
 from slmscope.paradigms.fallback import Fallback
@@ -23,12 +24,14 @@ __all__ = [
     "NO_HARNESS",
     "PARADIGM_NAMES",
     "TOOL_MODES",
+    "Acts",
     "AgentLimits",
     "Cost",
     "Harness",
     "Paradigm",
     "ToolMode",
     "Trace",
+    "acts_of",
     "get_paradigm",
     "harness_label",
     "harness_named",

@@ -1,14 +1,18 @@
 """What an agent is told: its tools, the protocol and a worked example.
 
 Small models copy a prompt's example word for word, so the worked example is about a problem
-unlike any task here (umbrella sales), uses a tool the agent really has, and shows both a tool
-turn and a direct final answer. `example_actions` lists the example's actions, so the loop can
-record an agent that copies one instead of working on its own task.
+unlike any task here (umbrella sales), uses a tool the agent really has, and shows a tool turn
+then an answer drawn on its observation. It shows no direct answer: a 0.5B model copied
+`No tool is needed.` and answered at once on every sample. `example_actions` lists the
+example's actions and `EXAMPLE_THOUGHTS` its thoughts, so that an agent that copies one instead
+of working on its own task is counted (paradigms/acts.py).
 """
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -21,9 +25,13 @@ EXAMPLE_TASK = (
     "A shop sold 40 umbrellas on Monday and 55 on Tuesday. By what percent did sales rise?"
 )
 EXAMPLE_ANSWER = "37.5"
+EXAMPLE_THOUGHTS = (
+    "I need the percent change from 40 to 55.",
+    "The result is 37.5, so sales rose by 37.5 percent.",
+)
 # One example input per tool the loop knows; a specialist (a tool taking "task") gets a request.
 _EXAMPLE_INPUTS: dict[str, dict[str, str]] = {
-    "calculator": {"expression": "growth(40, 55)"},
+    "calculator": {"expression": "(55 - 40) / 40 * 100"},
     "python": {"code": "print((55 - 40) / 40 * 100)"},
     "lookup": {"row": "Umbrellas", "column": "Tuesday"},
     "knowledge_search": {"query": "percent change formula"},
@@ -66,13 +74,11 @@ def worked_example(tools: Mapping[str, Tool]) -> str:
     action = json.dumps({"tool": name, "input": _example_input(name, tools[name])})
     return (
         f"Example, on a different task ({EXAMPLE_TASK}):\n"
-        f"<think>I need the percent change from 40 to 55.</think><action>{action}</action>\n"
+        f"<think>{EXAMPLE_THOUGHTS[0]}</think><action>{action}</action>\n"
         f"<observation>{EXAMPLE_ANSWER}</observation>\n"
-        f"<think>Sales rose by 37.5 percent.</think><final_answer>{EXAMPLE_ANSWER}"
+        f"<think>{EXAMPLE_THOUGHTS[1]}</think><final_answer>{EXAMPLE_ANSWER}"
         "</final_answer>\n"
-        "When you can answer without a tool, answer at once, for example:\n"
-        "<think>No tool is needed.</think><final_answer>blue</final_answer>\n"
-        "Work on your own task, not on the example."
+        "Work on your own task, with its own numbers and words, not on the example."
     )
 
 
@@ -116,3 +122,43 @@ def tool_specs(tools: Mapping[str, Tool], *, strict: bool = False) -> list[dict[
             function["strict"] = True
         specs.append({"type": "function", "function": function})
     return specs
+
+
+def _plain(text: str) -> str:
+    return " ".join(re.sub(r"[^\w%.]+", " ", text.lower()).split()).strip(" .")
+
+
+_COPYABLE = tuple(_plain(t) for t in EXAMPLE_THOUGHTS)
+_YEAR = re.compile(r"^(19|20)\d\d$")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def copied_thought(thought: str) -> bool:
+    """Whether a thought repeats one of the example's thoughts (case, spacing and punctuation
+    aside)."""
+    said = _plain(thought)
+    return bool(said) and any(said == t or (len(t) > 20 and t in said) for t in _COPYABLE)
+
+
+def _alike(text: str, example: str) -> bool:
+    """The same text once numbers are set aside (near enough: 0.8 of its characters)."""
+    a, b = (_NUMBER.sub("N", t).lower() for t in (text, example))
+    return a == b or difflib.SequenceMatcher(None, a, b).ratio() >= 0.8
+
+
+def copied_shape(tool: str, args: Mapping[str, Any], tools: Mapping[str, Tool], task: str) -> bool:
+    """Whether an action copies the example's shape with other numbers in place of its own
+    (`(2024 - 2023) / 2023 * 100` on a text task): the same tool, the same text once numbers
+    are set aside, and numbers of its own (not the example's) that are all years or all absent
+    from the task's text
+    (`Compute the percent rise from 18% to 10.5%` handed off on a sentiment task)."""
+    example = dict(example_actions(tools)).get(tool)
+    if example is None or set(example) != set(args):
+        return False
+    same = all(isinstance(v, str) and _alike(v, str(example[k])) for k, v in args.items())
+    own = {n for v in example.values() for n in _NUMBER.findall(str(v))}
+    numbers = [
+        n for v in args.values() if isinstance(v, str) for n in _NUMBER.findall(v) if n not in own
+    ]
+    years = all(_YEAR.match(n) for n in numbers)
+    return same and bool(numbers) and (years or not any(n in task for n in numbers))

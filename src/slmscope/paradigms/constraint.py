@@ -64,10 +64,9 @@ def input_rule(schema: Mapping[str, Any]) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _grammar(
-    tools: tuple[tuple[str, str], ...], answer: str, final_only: bool, closing: bool
-) -> str:
-    body = "final" if final_only else "(action | final)"
+def _grammar(tools: tuple[tuple[str, str], ...], answer: str, kind: str, closing: bool) -> str:
+    body = {"final": "final", "act": "action"}.get(kind, "(action | final)")
+    final_only = kind == "final"
     rules = [
         f'root ::= "</think>" nl {body}'
         if closing
@@ -91,15 +90,20 @@ def _grammar(
 
 
 def agent_constraint(
-    tools: Mapping[str, Tool], fmt: AnswerFormat, *, final_only: bool
+    tools: Mapping[str, Tool],
+    fmt: AnswerFormat,
+    *,
+    final_only: bool = False,
+    act_only: bool = False,
 ) -> Constraint:
     """The grammar of one agent turn (built once per tool set, answer format and kind), with
-    the closing grammar that ends a thought the token budget is about to cut."""
+    the closing grammar that ends a thought the token budget is about to cut. `final_only`
+    admits only the final answer, `act_only` only an action."""
     key = tuple((name, json.dumps(tool.schema, sort_keys=True)) for name, tool in tools.items())
     answer = fmt.grammar()
-    kind = "final" if final_only else "turn"
+    kind = "final" if final_only else "act" if act_only else "turn"
     return Constraint(
         name=f"agent-{kind}:{','.join(tools)}|{fmt.kind}:{','.join(fmt.choices)[:60]}",
-        grammar=_grammar(key, answer, final_only, False),
-        closing=_grammar(key, answer, final_only, True),
+        grammar=_grammar(key, answer, kind, False),
+        closing=_grammar(key, answer, kind, True),
     )

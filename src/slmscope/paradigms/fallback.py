@@ -8,6 +8,8 @@ asked of the model again.
 
 from __future__ import annotations
 
+import dataclasses
+
 from slmscope.models.base import Backend, GenerationConfig
 from slmscope.paradigms.base import Base, Given, OnStep, Paradigm
 from slmscope.paradigms.harness import Harness
@@ -36,7 +38,7 @@ class Fallback:
         if first is None:
             first = await self.agent.solve(problem, backend, gen, on_step=on_step)
         if first.outcome == "ok":
-            return Trace(first.steps, first.final_answer, "ok", None, agent_outcome="ok")
+            return dataclasses.replace(first, agent_outcome="ok")
         second = await given(self.base.name) if given else None
         if second is None:
             second = await self.base.solve(problem, backend, gen, on_step=on_step)
@@ -46,4 +48,5 @@ class Fallback:
             second.outcome,
             second.error or f"agent ended {first.outcome}: {first.error}",
             agent_outcome=first.outcome,
+            tools=first.tools,
         )

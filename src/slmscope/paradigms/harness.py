@@ -13,8 +13,11 @@ answer now; and the model is told when its next turn is its last. Small models c
 are told, so no message of `repair` holds a placeholder (`ANSWER`, `...`): a tag it writes out
 is empty, or holds the model's own reply. `constrained` does all `repair` does, and decodes
 every turn under a grammar (constraint.py), the last allowed turn (and the turn after a
-repeated action) admitting only a final answer. Each harness is an object whose methods say
-what it does; the loop (react.py) asks it and never tests its name.
+repeated action) admitting only a final answer. `act` does all `constrained` does, and holds
+an agent to act before it answers: until a tool (or specialist) has run, its turns admit only
+an action (the grammar in tags mode, `tool_choice: required` in native mode), and a final
+answer that comes anyway is sent back. Each harness is an object whose methods say what it
+does; the loop (react.py) asks it and never tests its name.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 from slmscope.errors import ConfigError
 from slmscope.models.base import Completion, GenerationConfig, Message
@@ -31,6 +35,9 @@ from slmscope.paradigms.protocol import ProtocolError, visible_text
 from slmscope.tasks.answer_format import AnswerFormat
 from slmscope.tasks.labels import parse_entities
 from slmscope.tools.base import Tool
+
+Phase = Literal["act", "turn", "answer"]  # before any tool ran; an ordinary turn; answer only
+PHASES: tuple[Phase, ...] = ("act", "turn", "answer")
 
 _FINAL_LINE = re.compile(r"^\W*final[ _]answer\W*[:=]\s*(?P<answer>.+)$", re.IGNORECASE)
 
@@ -82,9 +89,17 @@ class Harness:
 
     def turns(
         self, gen: GenerationConfig, tools: Mapping[str, Tool], fmt: AnswerFormat, mode: ToolMode
-    ) -> dict[bool, GenerationConfig]:
-        """How an ordinary turn and an answer-only turn are generated (keyed by answer-only)."""
-        return {False: gen, True: gen}
+    ) -> dict[Phase, GenerationConfig]:
+        """How a turn is generated in each phase."""
+        return dict.fromkeys(PHASES, gen)
+
+    def acts_first(self) -> bool:
+        """Whether an agent must call a tool before it may answer."""
+        return False
+
+    def needs_required_tools(self) -> bool:
+        """Native mode: whether its turns ask the server for `tool_choice: required`."""
+        return False
 
     def tool_specs_strict(self) -> bool:
         """Native mode: whether the tools go to the server as strict schemas."""
@@ -161,16 +176,15 @@ class Constrained(Repair):
 
     def turns(
         self, gen: GenerationConfig, tools: Mapping[str, Tool], fmt: AnswerFormat, mode: ToolMode
-    ) -> dict[bool, GenerationConfig]:
+    ) -> dict[Phase, GenerationConfig]:
         """Tag turns get their grammar; native turns, whose calls the server's own tool-call
         grammar holds to the (strict) schemas, get `tool_choice: none` where only an answer
         may come (servers refuse a custom grammar beside tools)."""
         if mode == "native":
-            return {False: gen, True: dataclasses.replace(gen, tool_choice="none")}
-        return {
-            last: dataclasses.replace(gen, constraint=agent_constraint(tools, fmt, final_only=last))
-            for last in (False, True)
-        }
+            return {"act": gen, "turn": gen, "answer": dataclasses.replace(gen, tool_choice="none")}
+        turn = dataclasses.replace(gen, constraint=agent_constraint(tools, fmt, final_only=False))
+        answer = dataclasses.replace(gen, constraint=agent_constraint(tools, fmt, final_only=True))
+        return {"act": turn, "turn": turn, "answer": answer}
 
     def tool_specs_strict(self) -> bool:
         return True
@@ -179,8 +193,32 @@ class Constrained(Repair):
         return True
 
 
-HARNESSES: dict[str, Harness] = {h.name: h for h in (Harness(), Repair(), Constrained())}
-DEFAULT_HARNESS = "constrained"  # the one default of run, sweep, quickstart and the library
+class Act(Constrained):
+    """`act`: `constrained`, with the agent held to call a tool (or hand off) before it may
+    answer; after the first observation it goes on as under `constrained`."""
+
+    name = "act"
+    revision = 1
+
+    def turns(
+        self, gen: GenerationConfig, tools: Mapping[str, Tool], fmt: AnswerFormat, mode: ToolMode
+    ) -> dict[Phase, GenerationConfig]:
+        phases = super().turns(gen, tools, fmt, mode)
+        if mode == "native":
+            first = dataclasses.replace(gen, tool_choice="required")
+        else:
+            first = dataclasses.replace(gen, constraint=agent_constraint(tools, fmt, act_only=True))
+        return {**phases, "act": first}
+
+    def acts_first(self) -> bool:
+        return True
+
+    def needs_required_tools(self) -> bool:
+        return True
+
+
+HARNESSES: dict[str, Harness] = {h.name: h for h in (Harness(), Repair(), Constrained(), Act())}
+DEFAULT_HARNESS = "act"  # the one default of run, sweep, quickstart and the library
 
 
 def harness_named(name: str) -> Harness:
@@ -255,6 +293,12 @@ def repair_message(err: ProtocolError, text: str, mode: ToolMode) -> str:
         f"a JSON object, or {_ANSWER}."
     )
 
+
+ACT_FIRST = (
+    "Do not answer yet: first call one of your tools on your own task, in <action></action>, "
+    "and read what it returns."
+)
+ACT_FIRST_NATIVE = "Do not answer yet: first call one of your tools on your own task."
 
 COPY_MESSAGE = (
     "That action is the prompt's example about umbrella sales, not your task. Call a tool with "

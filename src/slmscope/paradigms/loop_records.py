@@ -30,6 +30,7 @@ class LoopEnd:
     outcome: Outcome
     error: str | None = None
     steps: tuple[Step, ...] = ()
+    tools: tuple[str, ...] = ()  # what the loop offered (set by react)
 
 
 @dataclass(frozen=True)

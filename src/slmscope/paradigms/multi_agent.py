@@ -16,6 +16,7 @@ The default roster follows the reference study; a YAML roster can replace it:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,6 +151,11 @@ class Delegate:
         team.handoffs += 1
         if team.handoffs > team.limits.max_handoffs:
             raise StopLoop("delegation_loop", f"more than {team.limits.max_handoffs} hand-offs")
+        left = team.limits.specialist_budget - team.spent
+        if left <= 0:
+            spent = f"the specialists' token budget of {team.limits.specialist_budget} is spent"
+            return Handed(spent, (), failed=True)
+        limits = dataclasses.replace(team.limits, token_budget=min(team.limits.token_budget, left))
         end: LoopEnd = await react(
             agent=self.name,
             system=agent_prompt(self.specialist.role, self.tools, team.mode),
@@ -157,12 +163,13 @@ class Delegate:
             tools=self.tools,
             backend=team.backend,
             gen=team.gen,
-            limits=team.limits,
+            limits=limits,
             mode=team.mode,
             harness=team.harness,
             fmt=self.problem.answer,
             on_step=team.on_step,
         )
+        team.spent += sum(s.usage.total_tokens for s in end.steps if s.usage is not None)
         if end.outcome != "ok" or not end.answer:
             why = f"{self.name} could not finish ({end.outcome}: {end.error})"
             return Handed(why, end.steps, failed=True)
@@ -178,7 +185,12 @@ class Delegate:
 
 @dataclass(frozen=True)
 class TeamLimits(AgentLimits):
+    """The supervisor's loop has the agent limits; each specialist's loop has them too, its
+    token budget cut to what is left of `specialist_budget`, which all hand-offs of one
+    sample share. A hand-off has no tool time limit: a specialist is an agent, not a call."""
+
     max_handoffs: int = 4
+    specialist_budget: int = 32_000
 
 
 @dataclass
@@ -192,6 +204,7 @@ class TeamRun:
     harness: Harness
     on_step: OnStep | None = None
     handoffs: int = 0
+    spent: int = 0  # tokens the specialists have spent on this sample
 
 
 class MultiAgent:

@@ -29,12 +29,15 @@ from slmscope.models.base import (
     Message,
     ToolsUnsupported,
 )
-from slmscope.paradigms.agent_prompts import ToolMode, example_actions, tool_specs
+from slmscope.paradigms.agent_prompts import ToolMode, copied_shape, example_actions, tool_specs
 from slmscope.paradigms.base import OnStep, failed_call
 from slmscope.paradigms.context import compact, prompt_tokens
 from slmscope.paradigms.harness import (
+    ACT_FIRST,
+    ACT_FIRST_NATIVE,
     DEFAULT_HARNESS,
     Harness,
+    Phase,
     feedback,
     harness_named,
     with_note,
@@ -62,6 +65,10 @@ FREE_TEXT = AnswerFormat("free")
 __all__ = ["finish", "react"]
 
 OBSERVATION_STOP = ("<observation>",)  # the model must not write its own observations
+CUT_OFF = (
+    "Your reply was cut off at {tokens} tokens, before it ended. Keep the thought to one "
+    "sentence, then call one tool or give your final answer."
+)
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,7 @@ class Loop:
     examples: tuple[str, ...]  # action keys of the prompt's examples
     repeat_answers: bool  # a repeated hand-off's earlier answer is the team's (harness says)
     fmt: AnswerFormat  # the format a final or untagged answer is read in
+    task: str  # the user message: the task as the agent was given it
 
 
 def action_key(tool: str, args: Mapping[str, Any]) -> str:
@@ -142,8 +150,10 @@ async def _turn(
     repaired_reply: str | None,
 ) -> Turn:
     """Read one reply and act on it, as the harness says (`repaired_reply`: the reply the last
-    repair quoted)."""
+    repair quoted). While the harness holds the agent to act first and nothing has run yet
+    (`seen` is empty), an answer is sent back, as long as repairs are left."""
     harness = loop.harness
+    held = harness.acts_first() and not seen and can_repair
     try:
         parsed: Reply = (
             parse_native(reply.text, [(c.name, c.arguments) for c in reply.tool_calls])
@@ -154,7 +164,7 @@ async def _turn(
         insisted = repaired_reply is not None and reply.text.strip() == repaired_reply.strip()
         bare = (
             harness.untagged(reply.text, loop.fmt, insisted=insisted)
-            if err.reason == "no_action_or_answer"
+            if err.reason == "no_action_or_answer" and not held
             else None
         )
         if bare is not None:
@@ -163,11 +173,22 @@ async def _turn(
             "no_final_answer" if err.reason == "no_action_or_answer" else "malformed_action"
         )
         note, repair = harness.unreadable(err, reply.text, loop.mode, can_repair=can_repair)
+        cut = reply.finish_reason == "length"  # the token budget ended it, not the model
+        if cut and repair:
+            note = CUT_OFF.format(tokens=loop.gen.max_tokens)
         return Turn(
-            step(error=err.reason),
+            step(error="cut_off" if cut else err.reason),
             feedback(reply, loop.mode, note),
             failure=(outcome, str(err)),
             repair=repair,
+        )
+    if parsed.final_answer is not None and held:
+        note = ACT_FIRST_NATIVE if loop.mode == "native" else ACT_FIRST
+        return Turn(
+            step(error="answer_before_action"),
+            feedback(reply, loop.mode, note),
+            failure=("no_final_answer", "the agent answered before it called a tool"),
+            repair=True,
         )
     if parsed.final_answer is not None:
         final = parsed.final_answer
@@ -183,7 +204,13 @@ async def _turn(
     action = parsed.action
     assert action is not None
     key = action_key(action.tool, action.input)
-    shown = partial(step, tool=action.tool, tool_input=json.dumps(action.input))
+    shown = partial(
+        step,
+        tool=action.tool,
+        tool_input=json.dumps(action.input),
+        handoff=isinstance(loop.tools.get(action.tool), HandOff),
+        copied=copied_shape(action.tool, action.input, loop.tools, loop.task),
+    )
     copied = key in loop.examples
     refusal = harness.copied(can_repair=can_repair) if copied else None
     if refusal is not None:
@@ -270,6 +297,7 @@ async def react(
         examples=tuple(action_key(t, a) for t, a in example_actions(tools)),
         repeat_answers=repeat_answers and harness.repeat_is_answer(),
         fmt=fmt,
+        task=user,
     )
     messages: list[Message] = [
         {"role": "system", "content": system},
@@ -282,6 +310,7 @@ async def react(
     repairing = answer_now = False
     failure: tuple[Outcome, str] = ("max_steps", f"no final answer in {limits.max_turns} turns")
     configs = harness.turns(loop.gen, tools, fmt, mode)
+    offered = tuple(tools)
 
     def made(step: Step) -> None:
         steps.append(step)
@@ -298,17 +327,18 @@ async def react(
             removed = compact(messages)
             if not removed:
                 error = f"the conversation no longer fits the {limits.context_window}-token window"
-                return LoopEnd(None, "context_overflow", error, tuple(steps))
+                return LoopEnd(None, "context_overflow", error, tuple(steps), offered)
             last_prompt = max(0, last_prompt - removed)
         sent = tuple(m.copy() for m in messages)  # later compaction must not rewrite the record
         try:
             last = calls == limits.max_turns + repaired or answer_now
-            reply = await backend.chat(messages, configs[last])
+            phase: Phase = "answer" if last else "turn" if seen else "act"
+            reply = await backend.chat(messages, configs[phase])
         except (BackendUnavailable, ToolsUnsupported, ConstraintUnsupported):
             raise
         except BackendError as err:
             made(Step(agent, calls, sent, "", None, None, error=str(err)))
-            return LoopEnd(None, failed_call(err), str(err), tuple(steps))
+            return LoopEnd(None, failed_call(err), str(err), tuple(steps), offered)
         spent += reply.usage.total_tokens
         last_prompt, last_count = reply.usage.prompt_tokens, len(messages)
         step = partial(
@@ -335,7 +365,7 @@ async def react(
         steps.extend(turn.inner)  # the hand-off's steps were seen (on_step) as they were made
         made(turn.step)
         if turn.end is not None:
-            return dataclasses.replace(turn.end, steps=tuple(steps))
+            return dataclasses.replace(turn.end, steps=tuple(steps), tools=offered)
         if turn.action_key is not None:
             seen[turn.action_key] = seen.get(turn.action_key, 0) + 1
             if turn.result is not None:
@@ -345,17 +375,17 @@ async def react(
         repairing, answer_now = turn.repair, turn.answer_next
         if spent >= limits.token_budget:
             error = f"token budget of {limits.token_budget} spent"
-            return LoopEnd(None, "max_steps", error, tuple(steps))
+            return LoopEnd(None, "max_steps", error, tuple(steps), offered)
         note = harness.last_turn_note() if calls + 1 == limits.max_turns + repaired else ""
         messages += with_note(turn.feedback, note) if note else turn.feedback
-    return LoopEnd(None, failure[0], failure[1], tuple(steps))
+    return LoopEnd(None, failure[0], failure[1], tuple(steps), offered)
 
 
 def finish(fmt: AnswerFormat, end: LoopEnd) -> Trace:
     """The sample's Trace: the final answer read in the problem's format, or the loop's
     failure."""
     if end.outcome != "ok" or end.answer is None:
-        return Trace(end.steps, None, end.outcome, end.error)
+        return Trace(end.steps, None, end.outcome, end.error, tools=end.tools)
     answer = fmt.read(end.answer)
     if answer is None:
         return Trace(
@@ -363,5 +393,6 @@ def finish(fmt: AnswerFormat, end: LoopEnd) -> Trace:
             None,
             "no_final_answer",
             f"no answer could be read from the final answer {end.answer[:80]!r}",
+            tools=end.tools,
         )
-    return Trace(end.steps, answer, "ok")
+    return Trace(end.steps, answer, "ok", tools=end.tools)

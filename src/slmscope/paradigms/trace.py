@@ -42,6 +42,8 @@ class Step:
     energy: EnergyReading | None = None
     repair: bool = False  # the call answered a repair message (the `repair` harness)
     cache_hit: bool = False  # the reply was replayed from the response cache
+    handoff: bool = False  # its action handed the task to a specialist
+    copied: bool = False  # its action copies the shape of the prompt's example (acts.py)
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class Trace:
     outcome: Outcome
     error: str | None = None
     agent_outcome: Outcome | None = None  # with a fallback: the agent's own outcome
+    tools: tuple[str, ...] = ()  # the tools (or specialists) the paradigm offered the model
 
     def cost(self) -> Cost:
         """What the sample's calls cost, summed over its steps."""

@@ -1,8 +1,10 @@
 """The HTML report: one self-contained file (plotly.js, styles and data inlined; opens offline).
 
 It shows the reference study's Table 2 for the run with intervals, a recommendation per task
-type, quality-versus-cost frontiers, score heat maps, outcomes, the multi agent's cost split,
-per-dataset results, and every sample with its trace, each table cell linking to its samples.
+type, the agents' tool use (with a warning for each arm that did not act, and the arms that
+answered one label), quality-versus-cost frontiers, score heat maps, outcomes, the multi agent's
+cost split, per-dataset results beside their label priors, and every sample with its trace,
+each table cell linking to its samples.
 Two run directories give a side-by-side comparison.
 """
 
@@ -31,6 +33,7 @@ from slmscope.analysis.overview import (
     recommend,
 )
 from slmscope.analysis.tables import load, load_runs, load_steps, summarize
+from slmscope.analysis.tool_use import idle_arms, prior_pairs, prior_texts, priors, tool_use
 from slmscope.errors import ConfigError
 from slmscope.report.charts import agent_split, frontiers, heatmap, outcome_bars
 from slmscope.report.terminal import clip, with_ci
@@ -171,6 +174,15 @@ def render(runs: list[RunData], *, seed: int = 0) -> tuple[str, int]:
             per_dataset["model"], per_dataset["paradigm"], per_dataset["dataset"], strict=True
         )
     ]
+    found = priors(results)
+    per_dataset = per_dataset.merge(
+        found[["model", "paradigm", "dataset", "top_answer", "top_share", "majority_score",
+               "chance_score", "constant"]],
+        on=["model", "paradigm", "dataset"],
+        how="left",
+    )  # fmt: skip
+    per_dataset["top_answer"] = per_dataset["top_answer"].map(lambda a: clip(a, 40))
+    tools = tool_use(results, seed=seed)
     per_type = (
         results.groupby(["model", "paradigm", "task_type"], sort=False)
         .agg(score=("score", "mean"), n=("score", "size"))
@@ -221,6 +233,12 @@ def render(runs: list[RunData], *, seed: int = 0) -> tuple[str, int]:
             if several_harnesses
             else [],
             flips=harness_flips(results, seed=seed) if several_harnesses else [],
+            tool_use=tools.to_dict("records"),
+            idle=idle_arms(tools),
+            constants=found[found["constant"].astype(bool)].to_dict("records")
+            if not tools.empty
+            else [],
+            prior_texts=prior_texts(prior_pairs(found)) if not tools.empty else [],
             charts=charts,
             heatmaps=heatmaps,
             samples=_samples(results, steps),

@@ -17,7 +17,7 @@ from slmscope.models import Backend, ModelCard, open_backend
 from slmscope.models.base import BackendInfo
 from slmscope.models.cache import ResponseCache
 from slmscope.models.stack import build_stack
-from slmscope.paradigms import Trace
+from slmscope.paradigms import Trace, acts_of
 from slmscope.runs.plan import Arm, Cell, ResolvedSweep
 from slmscope.runs.records import Result, StepRecord
 from slmscope.runs.spec import RunSpec
@@ -74,7 +74,7 @@ def result_of(run_id: str, cell: Cell, trace: Trace, wall_s: float) -> Result:
     """The sample's Result: its score joined with its trace's cost. Its latency is its wall
     time less the time its calls waited for a free slot (`queue_s`); a replayed call took no
     time now, so the sample keeps the time that call took when made."""
-    task, cost = cell.task, trace.cost()
+    task, cost, acts = cell.task, trace.cost(), acts_of(trace)
     return Result(
         run_id=run_id,
         cell_key=cell.key,
@@ -106,6 +106,14 @@ def result_of(run_id: str, cell: Cell, trace: Trace, wall_s: float) -> Result:
         usage_source="counted" if cost.counted else "backend",
         error=trace.error,
         created_at=now(),
+        tools_offered=acts.tools_offered,
+        tool_calls=acts.tool_calls,
+        tool_errors=acts.tool_errors,
+        handoffs=acts.handoffs,
+        tools_used=acts.tools_used(),
+        acted=acts.acted,
+        observed=acts.observed,
+        copies=acts.copies,
     )
 
 
@@ -139,6 +147,8 @@ def steps_of(run_id: str, cell: Cell, trace: Trace) -> list[StepRecord]:
             energy_method=s.energy.method if s.energy else None,
             queue_s=s.timings.queue_s if s.timings else None,
             cache_hit=s.cache_hit,
+            handoff=s.handoff,
+            copied=s.copied,
         )
         for s in trace.steps
     ]

@@ -221,7 +221,8 @@ async def check_models(
     backends: Mapping[str, Backend],
 ) -> None:
     """Each model can serve the run, before anything is stored: native tools where asked, a
-    server that answers and serves the model, and applies grammars where an arm needs them."""
+    server that answers and serves the model, and applies grammars (tags mode) or honours
+    `tool_choice: required` (native mode) where an arm needs them."""
     mode = tool_mode_of(spec)
     agents = any(p.uses_tools for p in paradigms.values())
     if mode == "native" and agents:
@@ -231,6 +232,9 @@ async def check_models(
     grammar = mode == "tags" and any(
         p.harness is not None and p.harness.needs_grammar() for p in paradigms.values()
     )
+    required = mode == "native" and any(
+        p.harness is not None and p.harness.needs_required_tools() for p in paradigms.values()
+    )
     for model_id, card in cards.items():
         try:
             await check_backend(
@@ -239,6 +243,7 @@ async def check_models(
                 timeout_s=spec.request_timeout_s,
                 retries=spec.retries,
                 grammar=grammar,
+                required_tools=required,
                 backend=backends.get(model_id),
             )
         except BackendError as err:

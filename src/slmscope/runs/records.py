@@ -54,6 +54,16 @@ class Result:
     cache_hits: int = 0  # calls replayed from the response cache (their original cost counts)
     content: str | None = None  # the row's fingerprint (Task.fingerprint); None: stored before
     stale: bool = False  # its row has changed or gone since (or it predates fingerprints)
+    # Tool use (paradigms/acts.py); tools_offered 0: a paradigm without tools, or a row stored
+    # before tool use was counted.
+    tools_offered: int = 0
+    tool_calls: int = 0  # calls that reached a tool, specialists' included, hand-offs not
+    tool_errors: int = 0
+    handoffs: int = 0
+    tools_used: str | None = None  # JSON: calls per tool (and per specialist)
+    acted: bool = False  # some call reached a real tool or specialist (copies do not count)
+    observed: bool = False  # the answer (or last thought) holds a value a tool returned
+    copies: int = 0  # copied example actions, action shapes, thoughts and answers
 
     @classmethod
     def from_row(cls, row: typing.Mapping[str, Any]) -> Result:
@@ -91,6 +101,8 @@ class StepRecord:
     energy_method: str | None = None
     queue_s: float | None = None
     cache_hit: bool = False
+    handoff: bool = False  # its action handed the task to a specialist
+    copied: bool = False  # its action copies the shape of the prompt's example
 
     @classmethod
     def from_row(cls, row: typing.Mapping[str, Any]) -> StepRecord:

@@ -17,7 +17,8 @@ def parse_table(text: str) -> list[list[str]]:
     lines = [ln.strip() for ln in text.splitlines()]
     md = [ln for ln in lines if ln.startswith("|") and ln.endswith("|")]
     if len(md) >= 2:
-        rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in md]
+        # One pipe off each end: `||2014|2013|` keeps its empty corner cell, so the columns align.
+        rows = [[c.strip() for c in ln[1:-1].split("|")] for ln in md]
         return [r for r in rows if not all(re.fullmatch(r":?-{2,}:?", c) for c in r)]
     csv_lines = [ln for ln in lines if ln.count(",") >= 1]
     if len(csv_lines) >= 2:

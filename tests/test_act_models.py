@@ -19,7 +19,7 @@ from slmscope.models.base import GenerationConfig, ToolsUnsupported
 from slmscope.models.catalog import CATALOG, resolve
 from slmscope.models.llamacpp import LlamaCppBackend
 from slmscope.models.pull import pull
-from slmscope.paradigms import acts_of, get_paradigm
+from slmscope.paradigms import AgentLimits, acts_of, get_paradigm
 from slmscope.paradigms.multi_agent import DEFAULT_ROSTER
 from slmscope.paradigms.single_agent import task_tools
 from slmscope.tasks.builtin import SUITE
@@ -49,7 +49,7 @@ def jinja_server(
 @pytest.mark.parametrize("paradigm", ["single", "multi"])
 def test_under_act_every_first_turn_is_an_action_on_a_real_tool(model: str, paradigm: str) -> None:
     backend = LlamaCppBackend(pull(CATALOG[model]), n_ctx=4096)
-    agent = get_paradigm(paradigm, harness="act")
+    agent = get_paradigm(paradigm, harness="act", limits=AgentLimits(max_turns=2))
     for name in TASKS:
         task = SUITE[name]()[0]
         trace = asyncio.run(agent.solve(task.problem, backend, GenerationConfig()))

@@ -182,7 +182,7 @@ def test_run_refuses_native_mode_on_an_embedded_model_before_running(tmp_path: P
         ["run", "-m", SMOL, "-p", "single", "--tool-mode", "native", "--out", str(tmp_path / "r")],
     )
     assert result.exit_code == 2
-    assert "no native tool calling" in result.output and SMOL in result.output
+    assert "chat template has no tool format" in result.output and SMOL in result.output
     assert not (tmp_path / "r" / "results.sqlite").exists()
     bad = CliRunner().invoke(app, ["run", "-m", SMOL, "--tool-mode", "json"])
     assert bad.exit_code == 2 and "unknown tool mode 'json'" in bad.output

@@ -252,7 +252,8 @@ def quickstart(
         [DEFAULT_HARNESS],
         "--harness",
         help="Agent harnesses (repeatable). The default, the same as `run`'s and `sweep`'s, "
-        "is the one that measured best on the embedded model (see README).",
+        "holds the agents to call a tool before they answer, so that they are agents (see "
+        "README).",
     ),
     limit: int = typer.Option(
         3,

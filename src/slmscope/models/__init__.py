@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from slmscope.models.base import (
+    NATIVE_TOOLS_HINT,
     Backend,
     BackendError,
     BackendTimeout,
@@ -19,6 +20,7 @@ from slmscope.models.base import (
     ToolsUnsupported,
 )
 from slmscope.models.catalog import CATALOG, ModelCard, ServedSource, UnknownModel, resolve
+from slmscope.models.template_tools import has_tool_format
 
 __all__ = [
     "CATALOG",
@@ -105,17 +107,24 @@ async def check_backend(
     timeout_s: float = 120.0,
     retries: int = 2,
     grammar: bool = False,
+    native_tools: bool = False,
     required_tools: bool = False,
     backend: Backend | None = None,
 ) -> None:
     """Before a run: a served model's server answers, serves it and replies well-formed, and
     (`grammar`) applies a grammar where none is known to, and (`required_tools`) honours
-    `tool_choice: required`; a local model's file is checked as it opens. `backend`: one the
+    `tool_choice: required`; a local model's chat template has a tool format (`native_tools`),
+    and its file is checked as it opens. `backend`: one the
     caller opened (a test's), used as it is for the probes. Raises the BackendError that says
     what is not so."""
     abilities = card.abilities()
     probe = grammar and not abilities.grammar_checked
     if backend is None and abilities.needs_weights:
+        if native_tools and card.local_path is not None and card.local_path.is_file():
+            from slmscope.models.llamacpp import chat_template
+
+            if not has_tool_format(chat_template(card.local_path)):
+                raise ToolsUnsupported(NATIVE_TOOLS_HINT, where=card.id)
         return
     served = backend or open_backend(card, stream=stream, timeout_s=timeout_s, retries=retries)
     try:

@@ -151,9 +151,9 @@ class Backend(Protocol):
 
 
 NATIVE_TOOLS_HINT = (
-    "the embedded llama.cpp backend has no native tool calling; use --tool-mode tags, or serve "
-    "the model with tool support (llama-server --jinja, vLLM --enable-auto-tool-choice) and "
-    "pass --base-url"
+    "its chat template has no tool format the embedded backend reads (`<tool_call>` JSON, as "
+    "Qwen2.5's); use --tool-mode tags, or serve the model with tool support (vLLM "
+    "--enable-auto-tool-choice, llama-server --jinja) and pass --base-url"
 )
 
 

@@ -19,8 +19,13 @@ from slmscope.models.base import Abilities
 SERVED_ABILITIES = Abilities(
     parallel_slots=True, native_tools=True, grammar=True, json_schema=True, prefix_reuse=True
 )
-EMBEDDED_ABILITIES = Abilities(
-    grammar=True, grammar_checked=True, prefix_reuse=True, in_process=True, needs_weights=True
+EMBEDDED_ABILITIES = Abilities(  # native tools where the model's chat template has a format
+    native_tools=True,  # for them (models/template_tools.py; checked before a run)
+    grammar=True,
+    grammar_checked=True,
+    prefix_reuse=True,
+    in_process=True,
+    needs_weights=True,
 )
 
 

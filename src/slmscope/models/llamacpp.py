@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import dataclasses
 import hashlib
 import threading
 import time
@@ -34,11 +35,19 @@ from slmscope.models.base import (
     ContextOverflow,
     GenerationConfig,
     Message,
+    ToolCall,
     ToolsUnsupported,
 )
 from slmscope.models.catalog import EMBEDDED_ABILITIES
 from slmscope.models.grammar import GrammarError, LazyGrammar
 from slmscope.models.pull import file_sha256
+from slmscope.models.template_tools import (
+    NO_CALL,
+    has_tool_format,
+    read_calls,
+    required_call,
+    template_messages,
+)
 
 
 def llama_cpp_version() -> str:
@@ -46,6 +55,20 @@ def llama_cpp_version() -> str:
         return metadata.version("llama-cpp-python")
     except metadata.PackageNotFoundError:
         return "not installed"
+
+
+def chat_template(path: Path) -> str:
+    """The chat template in a GGUF file's metadata, read without loading the weights."""
+    from llama_cpp import Llama
+
+    try:
+        vocab = Llama(model_path=str(path), vocab_only=True, verbose=False)
+    except (ValueError, RuntimeError) as err:
+        raise BackendUnavailable(f"cannot read {path}: {err}", where=str(path)) from err
+    try:
+        return str(dict(vocab.metadata).get("tokenizer.chat_template", ""))
+    finally:
+        vocab.close()
 
 
 _LOADED: dict[str, Any] = {}  # "path|n_ctx|n_threads" -> Llama; at most one entry
@@ -184,12 +207,20 @@ class LlamaCppBackend:
         return BackendInfo("llamacpp", True, True, identity, memory, EMBEDDED_ABILITIES)
 
     async def chat(self, messages: Sequence[Message], gen: GenerationConfig) -> Completion:
-        if gen.tools:
-            raise ToolsUnsupported(NATIVE_TOOLS_HINT, where=self.name)
         loop = asyncio.get_running_loop()
+        if gen.tools:
+            llm = await loop.run_in_executor(_WORKER, self._llm)
+            if not has_tool_format(dict(llm.metadata).get("tokenizer.chat_template", "")):
+                raise ToolsUnsupported(NATIVE_TOOLS_HINT, where=self.name)
+            if gen.tool_choice == "required":
+                gen = dataclasses.replace(gen, constraint=required_call(gen.tools))
+            elif gen.tool_choice == "none":
+                gen = dataclasses.replace(gen, constraint=NO_CALL)
         return await loop.run_in_executor(_WORKER, self._chat_blocking, list(messages), gen)
 
     def _chat_blocking(self, messages: list[Message], gen: GenerationConfig) -> Completion:
+        """One completion; with tools (native mode), rendered by the model's own chat template
+        and its calls read back (template_tools.py)."""
         llm = self._llm()
         first: list[tuple[float, int]] = []
         evaluated = [0]
@@ -222,7 +253,8 @@ class LlamaCppBackend:
         start = time.perf_counter()
         try:
             out = llm.create_chat_completion(
-                messages=messages,
+                messages=template_messages(messages) if gen.tools else messages,
+                tools=list(gen.tools) or None,
                 max_tokens=gen.max_tokens,
                 temperature=gen.temperature,
                 top_p=gen.top_p,
@@ -260,8 +292,12 @@ class LlamaCppBackend:
             cached_tokens=max(0, prompt - prompt_evaluated),
         )
         timings = Timings.measure(start, first[0][0] if first else None, end, completion)
+        calls: tuple[ToolCall, ...] = ()
+        if gen.tools:
+            text, calls = read_calls(text)
         return Completion(
             text=text,
+            tool_calls=calls,
             usage=usage,
             timings=timings,
             finish_reason=choice.get("finish_reason"),

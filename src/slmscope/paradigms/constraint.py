@@ -14,53 +14,11 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping
-from typing import Any
 
 from slmscope.models.base import Constraint
+from slmscope.models.json_grammar import COMMON_RULES, input_rule, literal
 from slmscope.tasks.answer_format import AnswerFormat
 from slmscope.tools.base import Tool
-
-_COMMON = r"""
-sp ::= " "?
-nl ::= [ \n]?
-string ::= "\"" char* "\""
-char ::= [^"\\\x00-\x1F] | "\\" (["\\/bfnrt] | "u" hex hex hex hex)
-hex ::= [0-9a-fA-F]
-integer ::= "-"? [0-9]+
-number ::= "-"? [0-9] [0-9,]* ("." [0-9]+)? "%"?
-"""
-
-
-def literal(text: str) -> str:
-    """A GBNF string literal."""
-    return json.dumps(text, ensure_ascii=False)
-
-
-def _value(schema: Mapping[str, Any]) -> str:
-    kind = schema.get("type")
-    if kind == "integer":
-        return "integer"
-    if kind == "number":
-        return "number"
-    return "string"
-
-
-def _object(fields: list[str], properties: Mapping[str, Any]) -> str:
-    parts = [
-        f"{literal(json.dumps(name) + ':')} sp {_value(properties.get(name, {}))}"
-        for name in fields
-    ]
-    return '"{" ' + ' "," sp '.join(parts) + ' "}"'
-
-
-def input_rule(schema: Mapping[str, Any]) -> str:
-    """A tool's input object: its required fields in order; where the schema offers
-    alternatives (`anyOf` of required sets), any one of them."""
-    properties = schema.get("properties", {})
-    sets = [list(option["required"]) for option in schema.get("anyOf", []) if "required" in option]
-    if not sets:
-        sets = [list(schema.get("required") or list(properties)[:1])]
-    return " | ".join(f"({_object(fields, properties)})" for fields in sets)
 
 
 @functools.lru_cache(maxsize=64)
@@ -86,7 +44,7 @@ def _grammar(tools: tuple[tuple[str, str], ...], answer: str, kind: str, closing
                 f'({input_rule(schema)}) "}}"'
             )
         rules.append('action ::= "<action>" (' + " | ".join(calls) + ') "</action>"')
-    return "\n".join(rules) + _COMMON
+    return "\n".join(rules) + COMMON_RULES
 
 
 def agent_constraint(

@@ -58,15 +58,19 @@ def results_table(summary: pd.DataFrame) -> Table:
     return table
 
 
+def summary_table(title: str, caption: str) -> Table:
+    """A summary table as every one here is drawn: a simple head, no padding at the edges."""
+    return Table(
+        title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, caption=caption
+    )
+
+
 def paradigm_summary(table: pd.DataFrame) -> Table:
     """The reference study's Table 2 for this run (rows of `analysis.paradigm_table`)."""
     several = table["model"].nunique() > 1
-    out = Table(
-        title="Paradigms",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        collapse_padding=True,
-        caption="score [95% CI]; ok = completion rate; energy per sample"
+    out = summary_table(
+        "Paradigms",
+        "score [95% CI]; ok = completion rate; energy per sample"
         + (" (estimate)" if "estimate" in set(table["energy_method"]) else ""),
     )
     if several:
@@ -140,12 +144,9 @@ def harness_summary(table: pd.DataFrame, flips: list[dict[str, object]]) -> Tabl
         for f in flips
         if f["flips"]
     ]
-    out = Table(
-        title="Harnesses",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        collapse_padding=True,
-        caption="ok = completion; fail = protocol failures (no answer, malformed, repeats, "
+    out = summary_table(
+        "Harnesses",
+        "ok = completion; fail = protocol failures (no answer, malformed, repeats, "
         "example copies); score change [95% CI] on the same samples\n"
         + (
             "the recommendation changes with the harness for " + "; ".join(flipped)

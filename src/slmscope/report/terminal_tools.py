@@ -8,11 +8,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
-from rich import box
 from rich.table import Table
 
 from slmscope.analysis.tool_use import prior_texts
 from slmscope.report.escaping import terminal_text
+from slmscope.report.terminal import summary_table
 
 
 def _pct(value: float) -> str:
@@ -41,12 +41,9 @@ def tool_use_summary(table: pd.DataFrame) -> Table:
     answers drawn on an observation, example copies, and the score of the samples that acted
     against those that did not."""
     several = table["model"].nunique() > 1
-    out = Table(
-        title="Tool use",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        collapse_padding=True,
-        caption="acted [95% CI, %]: a call reached a tool or specialist; calls, copies: per "
+    out = summary_table(
+        "Tool use",
+        "acted [95% CI, %]: a call reached a tool or specialist; calls, copies: per "
         "sample; err: failed tool calls; obs: answer drawn on an observation; acted/not: score "
         "of the samples that acted / did not, and the difference (other samples: not an effect)",
     )

@@ -243,6 +243,7 @@ async def check_models(
                 timeout_s=spec.request_timeout_s,
                 retries=spec.retries,
                 grammar=grammar,
+                native_tools=mode == "native" and agents,
                 required_tools=required,
                 backend=backends.get(model_id),
             )

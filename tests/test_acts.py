@@ -3,6 +3,7 @@ counted per sample and stored, and what the prompt shows cannot be copied unnoti
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -108,18 +109,18 @@ def test_an_answer_drawn_on_an_observation_is_told_from_one_that_is_not() -> Non
 def test_the_examples_shape_with_the_tasks_years_is_a_copy() -> None:
     tools = task_tools(SENT.problem, KnowledgeSearch())
     task = "Did the central bank's stance in 2023 differ from 2024?"
-    assert copied_shape("calculator", {"expression": "(2024 - 2023) / 2023 * 100"}, tools, task)
-    assert not copied_shape(
-        "calculator",
-        {"expression": "(1784 - 1495) / 1495 * 100"},
-        tools,
-        "1,784 and 1,495 (1784 1495)",
-    )
+    years = {"expression": "(2024 - 2023) / 2023 * 100"}
+    assert copied_shape("calculator", years, tools, task, numeric=False)
+    table = "By what percentage did revenue change from 2022 to 2023? Revenue 4,243 and 3,452"
+    change = {"expression": "(4243 - 3452) / 3452 * 100"}  # the task's own numbers: work
+    assert not copied_shape("calculator", change, tools, table, numeric=True)
+    values = {"expression": "(2045 - 1957) / 1957 * 100"}  # table values that look like years
+    assert not copied_shape("calculator", values, tools, "Sales 2,045 and 1,957", numeric=True)
     team = {s.name: Delegate(s, {}, SENT.problem, None) for s in DEFAULT_ROSTER}  # type: ignore[arg-type]
     request = {"task": "Compute the percent rise from 91.7% to 3.3%."}
-    assert copied_shape("quant_agent", request, team, SENT.problem.text())
+    assert copied_shape("quant_agent", request, team, SENT.problem.text(), numeric=False)
     own = {"task": "What is the sentiment of this sentence?"}
-    assert not copied_shape("quant_agent", own, team, SENT.problem.text())
+    assert not copied_shape("quant_agent", own, team, SENT.problem.text(), numeric=False)
     trace, _ = run(
         SingleAgent(harness="constrained"),
         SENT,
@@ -204,3 +205,29 @@ def test_the_specialists_share_a_budget_of_their_own_and_their_steps_are_kept() 
         trace.steps[4].observation or ""
     )
     assert acts_of(trace).handoffs == 2 and trace.final_answer == "289"
+
+
+def test_the_act_hold_lasts_until_a_real_tool_has_run() -> None:
+    """A copied shape or a hand-off that reached no specialist is not acting: the answer
+    after it is still sent back, and the sample is not counted as acted."""
+    copy = act("calculator", expression="(2024 - 2023) / 2023 * 100")
+    trace, _ = run(SingleAgent(harness="act"), SENT, copy, answer("positive"),
+                   act("lookup", query="profits"), answer("positive"))  # fmt: skip
+    errors = [s.error for s in trace.steps]
+    assert errors == [None, "answer_before_action", None, None] and trace.steps[0].copied
+    assert acts_of(trace).acted and acts_of(trace).copies == 1
+    refused = [act("quant_agent", task=""), *[answer("positive")] * 3]  # held while repairs last
+    trace, _ = run(get_paradigm("multi", harness="act"), SENT, *refused)
+    assert [s.error for s in trace.steps][:2] == ["handoff_refused", "answer_before_action"]
+    assert not acts_of(trace).acted and acts_of(trace).handoffs == 0
+
+
+def test_a_reply_the_token_budget_cut_is_told_so_not_taken_as_an_answer() -> None:
+    from conftest import tool_reply
+
+    cut = dataclasses.replace(
+        tool_reply(text="<think>t</think><final_answer>The change was 28"), finish_reason="length"
+    )
+    trace, backend = run(SingleAgent(harness="constrained"), QA, cut, answer("289"))
+    assert trace.steps[0].error == "cut_off" and trace.final_answer == "289"
+    assert "cut off at 256 tokens" in backend.calls[1][-1]["content"]

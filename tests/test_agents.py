@@ -130,7 +130,9 @@ def test_a_hand_off_under_another_field_name_still_reaches_the_specialist() -> N
     assert [s.agent for s in trace.steps] == ["nlp_agent", "supervisor", "supervisor", "supervisor"]
     assert backend.calls[1][1]["content"].startswith("Is this positive?")  # the request
     refused = trace.steps[2]
-    assert refused.error == "tool_error" and '{"task": "what to do"}' in (refused.observation or "")
+    assert refused.error == "handoff_refused" and '{"task": "what to do"}' in (
+        refused.observation or ""
+    )
 
 
 def test_the_supervisor_prompt_example_uses_its_own_tools() -> None:

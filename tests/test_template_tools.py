@@ -52,6 +52,8 @@ def test_calls_are_read_in_the_hermes_format_and_the_rest_is_text() -> None:
     assert read_calls('{"answer": 289}') == ('{"answer": 289}', ())  # an object, not a call
     _, cut = read_calls(bare + '"arguments": {"co')  # the budget cut the second call
     assert [c.name for c in cut] == ["calculator"]
+    answered = bare.split("\n")[0] + "\n<final_answer>289</final_answer>"
+    assert read_calls(answered) == (answered, ())  # an answer after it: not calls alone
     assert read_calls("The answer is 289.") == ("The answer is 289.", ())
 
 

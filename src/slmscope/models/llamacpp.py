@@ -293,7 +293,7 @@ class LlamaCppBackend:
         )
         timings = Timings.measure(start, first[0][0] if first else None, end, completion)
         calls: tuple[ToolCall, ...] = ()
-        if gen.tools:
+        if gen.tools and gen.tool_choice != "none":  # an answer-only turn's grammar opens none
             text, calls = read_calls(text)
         return Completion(
             text=text,

@@ -29,8 +29,9 @@ _FENCE = re.compile(r"```(?:json)?")
 
 
 def has_tool_format(template: str) -> bool:
-    """Whether a chat template renders tools and writes calls in the `<tool_call>` format."""
-    return "tools" in template and CALL_OPEN in template
+    """Whether a chat template renders tools and writes calls in the `<tool_call>` JSON
+    format (a name and arguments; not the XML style some later templates use)."""
+    return "tools" in template and CALL_OPEN in template and '"arguments"' in template
 
 
 def template_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
@@ -75,7 +76,9 @@ def _bare_calls(text: str) -> tuple[ToolCall, ...]:
         try:
             value, end = decoder.raw_decode(body)
         except json.JSONDecodeError:
-            break  # a last object the token budget cut: the calls before it stand
+            if calls and body.startswith("{"):
+                break  # a last object the token budget cut: the calls before it stand
+            return ()  # other text after the calls: not a reply of calls alone
         call = _call(value, len(calls))
         if call is None:
             return ()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -61,18 +62,36 @@ def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-3, abs_tol=0.005)
 
 
-def _draws_on(returned: list[str], said: str) -> bool:
+def _words(text: str) -> str:
+    return " " + " ".join(re.findall(r"[\w.%-]+", text.lower())) + " "
+
+
+def _draws_on(returned: list[str], said: str, task: str) -> bool:
+    """Whether `said` holds a value the tools returned: a number (one the task itself holds
+    counts only when the tool returned it alone, as a cell or a result), or a short returned
+    text as whole words."""
     said_numbers = [n.value for n in parse_numbers(said)]
+    given = [n.value for n in parse_numbers(task)]
     for text in returned:
-        for number in parse_numbers(text):
-            if any(
-                math.isclose(number.value, v, rel_tol=1e-3, abs_tol=0.005) for v in said_numbers
-            ):
+        numbers = parse_numbers(text)
+        for number in numbers:
+            if len(numbers) > 1 and any(_close(number.value, v) for v in given):
+                continue  # a row of the task's own table: not the tool's work
+            if any(_close(number.value, v) for v in said_numbers):
                 return True
-        plain = " ".join(text.lower().split())
-        if plain and len(plain) <= SHORT_ANSWER and plain in " ".join(said.lower().split()):
+        plain = _words(text)
+        if not numbers and plain.strip() and len(plain) <= SHORT_ANSWER and plain in _words(said):
             return True
     return False
+
+
+def _task(trace: Trace) -> str:
+    """The task as the first agent was given it (its first user message)."""
+    for step in trace.steps[:1]:
+        for message in step.messages:
+            if message.get("role") == "user":
+                return str(message.get("content") or "")
+    return ""
 
 
 def acts_of(trace: Trace) -> Acts:
@@ -94,6 +113,8 @@ def acts_of(trace: Trace) -> Acts:
         tool_errors=sum(s.error == "tool_error" and not s.handoff for s in ran),
         handoffs=sum(s.handoff for s in ran),
         copies=copies,
-        observed=bool(answer) and _draws_on(returned, said),
+        observed=bool(answer)
+        and trace.agent_outcome in (None, "ok")  # a fallback's answer is base's, not the tools'
+        and _draws_on(returned, said, _task(trace)),
         by_tool=dict(by_tool),
     )

@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from slmscope.tasks.numeric import parse_numbers
 from slmscope.tools.base import Tool
 
 ToolMode = Literal["tags", "native"]
@@ -129,7 +130,6 @@ def _plain(text: str) -> str:
 
 
 _COPYABLE = tuple(_plain(t) for t in EXAMPLE_THOUGHTS)
-_YEAR = re.compile(r"^(19|20)\d\d$")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
@@ -146,19 +146,27 @@ def _alike(text: str, example: str) -> bool:
     return a == b or difflib.SequenceMatcher(None, a, b).ratio() >= 0.8
 
 
-def copied_shape(tool: str, args: Mapping[str, Any], tools: Mapping[str, Tool], task: str) -> bool:
-    """Whether an action copies the example's shape with other numbers in place of its own
-    (`(2024 - 2023) / 2023 * 100` on a text task): the same tool, the same text once numbers
-    are set aside, and numbers of its own (not the example's) that are all years or all absent
-    from the task's text
-    (`Compute the percent rise from 18% to 10.5%` handed off on a sentiment task)."""
+def copied_shape(
+    tool: str, args: Mapping[str, Any], tools: Mapping[str, Tool], task: str, *, numeric: bool
+) -> bool:
+    """Whether an action copies the example's shape with other numbers in place of its own:
+    the same tool, the same text once numbers are set aside, and numbers of its own (not the
+    example's) that the task does not hold (`Compute the percent rise from 18% to 10.5%`
+    handed off on a sentiment task), or, where the answer is not a number, that are all years
+    (`(2024 - 2023) / 2023 * 100` on a monetary-policy statement). Numbers are compared by
+    value, so `4243` is the task's `4,243`."""
     example = dict(example_actions(tools)).get(tool)
     if example is None or set(example) != set(args):
         return False
-    same = all(isinstance(v, str) and _alike(v, str(example[k])) for k, v in args.items())
-    own = {n for v in example.values() for n in _NUMBER.findall(str(v))}
+    if not all(isinstance(v, str) and _alike(v, str(example[k])) for k, v in args.items()):
+        return False
+    own = {float(n) for v in example.values() for n in _NUMBER.findall(str(v))}
     numbers = [
-        n for v in args.values() if isinstance(v, str) for n in _NUMBER.findall(v) if n not in own
+        float(n) for v in args.values() for n in _NUMBER.findall(str(v)) if float(n) not in own
     ]
-    years = all(_YEAR.match(n) for n in numbers)
-    return same and bool(numbers) and (years or not any(n in task for n in numbers))
+    if not numbers:
+        return False
+    held = {n.value for n in parse_numbers(task)}
+    absent = not any(n in held for n in numbers)
+    years = not numeric and all(n.is_integer() and 1900 <= n <= 2100 for n in numbers)
+    return absent or years

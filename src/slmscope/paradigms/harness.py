@@ -198,7 +198,7 @@ class Act(Constrained):
     answer; after the first observation it goes on as under `constrained`."""
 
     name = "act"
-    revision = 1
+    revision = 2  # r2: held until a real tool ran (not a copy, not a refused hand-off)
 
     def turns(
         self, gen: GenerationConfig, tools: Mapping[str, Tool], fmt: AnswerFormat, mode: ToolMode
@@ -294,6 +294,10 @@ def repair_message(err: ProtocolError, text: str, mode: ToolMode) -> str:
     )
 
 
+CUT_OFF = (
+    "Your reply was cut off at {tokens} tokens, before it ended. Keep the thought to one "
+    "sentence, then call one tool or give your final answer."
+)
 ACT_FIRST = (
     "Do not answer yet: first call one of your tools on your own task, in <action></action>, "
     "and read what it returns."

@@ -3,6 +3,7 @@ are named (the loop itself is react.py)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -22,6 +23,11 @@ class AgentLimits:
     tool_timeout_s: float = 30.0
     max_repeats: int = 1  # identical actions tolerated before the loop ends
     max_repairs: int = 2  # repair messages per loop under the `repair` harness
+
+
+def action_key(tool: str, args: Mapping[str, Any]) -> str:
+    """An action as the loop tells repeats and the prompt's examples apart."""
+    return f"{tool}|{json.dumps(args, sort_keys=True)}"
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,11 @@ Under `repair` each repair message adds a call, at most `max_repairs` per loop.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 from slmscope.models.base import (
     Backend,
@@ -35,6 +33,7 @@ from slmscope.paradigms.context import compact, prompt_tokens
 from slmscope.paradigms.harness import (
     ACT_FIRST,
     ACT_FIRST_NATIVE,
+    CUT_OFF,
     DEFAULT_HARNESS,
     Harness,
     Phase,
@@ -48,27 +47,24 @@ from slmscope.paradigms.loop_records import (
     HandOff,
     LoopEnd,
     StopLoop,
+    action_key,
 )
 from slmscope.paradigms.protocol import (
-    Action,
     ProtocolError,
     Reply,
     parse_native,
     parse_reply,
 )
+from slmscope.paradigms.tool_run import run_tool
 from slmscope.paradigms.trace import Outcome, Step, Trace
 from slmscope.tasks.answer_format import AnswerFormat
-from slmscope.tools.base import Tool, ToolError
+from slmscope.tools.base import Tool
 
 FREE_TEXT = AnswerFormat("free")
 
 __all__ = ["finish", "react"]
 
 OBSERVATION_STOP = ("<observation>",)  # the model must not write its own observations
-CUT_OFF = (
-    "Your reply was cut off at {tokens} tokens, before it ended. Keep the thought to one "
-    "sentence, then call one tool or give your final answer."
-)
 
 
 @dataclass(frozen=True)
@@ -84,6 +80,7 @@ class Turn:
     answer_next: bool = False  # the next turn may only answer (a grammar enforces it)
     action_key: str | None = None
     result: str | None = None  # the tool's observation, when it ran without error
+    ran: bool = False  # a real tool or specialist ran (an error from it included; no copy)
     inner: tuple[Step, ...] = ()  # a hand-off's specialist steps, made before `step` returns
 
 
@@ -104,39 +101,10 @@ class Loop:
     task: str  # the user message: the task as the agent was given it
 
 
-def action_key(tool: str, args: Mapping[str, Any]) -> str:
-    return f"{tool}|{json.dumps(args, sort_keys=True)}"
-
-
 def _shown(reply: Completion) -> str:
     """The step's output: the text, and the native tool calls as the model wrote them."""
     calls = "".join(f"\n[tool call] {c.name} {c.arguments}" for c in reply.tool_calls)
     return (reply.text + calls).strip() if calls else reply.text
-
-
-Ran = tuple[str, str | None, tuple[Outcome, str], tuple[Step, ...]]
-
-
-async def _run_tool(loop: Loop, action: Action) -> Ran:
-    """(observation, step error, failure, a hand-off's steps) of one tool call; StopLoop
-    passes through."""
-    tool = loop.tools.get(action.tool)
-    if tool is None:
-        observation = f"error: unknown tool {action.tool!r}; available: {', '.join(loop.tools)}"
-        return observation, "unknown_tool", (loop.names.unknown_tool, observation), ()
-    if isinstance(tool, HandOff):
-        handed = await tool.hand_off(action.input)
-        said = handed.text[: loop.limits.max_observation_chars]  # as any observation
-        if handed.failed:
-            return f"error: {said}", "tool_error", ("tool_error", handed.text), handed.steps
-        return said, None, ("max_steps", ""), handed.steps
-    try:
-        result = await asyncio.wait_for(tool.run(action.input), loop.limits.tool_timeout_s)
-    except ToolError as err:
-        return f"error: {err}", "tool_error", ("tool_error", str(err)), ()
-    except TimeoutError:
-        return "error: the tool took too long", "tool_error", ("tool_error", "timed out"), ()
-    return result[: loop.limits.max_observation_chars], None, ("max_steps", ""), ()
 
 
 async def _turn(
@@ -148,12 +116,14 @@ async def _turn(
     *,
     can_repair: bool,
     repaired_reply: str | None,
+    acted: bool,
 ) -> Turn:
     """Read one reply and act on it, as the harness says (`repaired_reply`: the reply the last
     repair quoted). While the harness holds the agent to act first and nothing has run yet
-    (`seen` is empty), an answer is sent back, as long as repairs are left."""
+    (`acted` is false), an answer is sent back, as long as repairs are left."""
     harness = loop.harness
-    held = harness.acts_first() and not seen and can_repair
+    held = harness.acts_first() and not acted and can_repair
+    cut = reply.finish_reason == "length"  # the token budget ended the reply, not the model
     try:
         parsed: Reply = (
             parse_native(reply.text, [(c.name, c.arguments) for c in reply.tool_calls])
@@ -173,7 +143,6 @@ async def _turn(
             "no_final_answer" if err.reason == "no_action_or_answer" else "malformed_action"
         )
         note, repair = harness.unreadable(err, reply.text, loop.mode, can_repair=can_repair)
-        cut = reply.finish_reason == "length"  # the token budget ended it, not the model
         if cut and repair:
             note = CUT_OFF.format(tokens=loop.gen.max_tokens)
         return Turn(
@@ -182,6 +151,15 @@ async def _turn(
             failure=(outcome, str(err)),
             repair=repair,
         )
+    if (
+        cut
+        and can_repair
+        and parsed.final_answer is not None
+        and "</final_answer>" not in reply.text
+    ):
+        note = CUT_OFF.format(tokens=loop.gen.max_tokens)  # an answer the budget cut short
+        why: tuple[Outcome, str] = ("no_final_answer", "the answer was cut off")
+        return Turn(step(error="cut_off"), feedback(reply, loop.mode, note), None, why, True)
     if parsed.final_answer is not None and held:
         note = ACT_FIRST_NATIVE if loop.mode == "native" else ACT_FIRST
         return Turn(
@@ -204,12 +182,13 @@ async def _turn(
     action = parsed.action
     assert action is not None
     key = action_key(action.tool, action.input)
+    shape = copied_shape(action.tool, action.input, loop.tools, loop.task, numeric=loop.fmt.numeric)
     shown = partial(
         step,
         tool=action.tool,
         tool_input=json.dumps(action.input),
         handoff=isinstance(loop.tools.get(action.tool), HandOff),
-        copied=copied_shape(action.tool, action.input, loop.tools, loop.task),
+        copied=shape,
     )
     copied = key in loop.examples
     refusal = harness.copied(can_repair=can_repair) if copied else None
@@ -242,11 +221,14 @@ async def _turn(
         failure = (loop.names.repeated, f"repeated action {key}")
     else:
         try:
-            observation, error, failure, inner = await _run_tool(loop, action)
+            observation, error, failure, inner = await run_tool(
+                loop.tools, loop.limits, loop.names, action
+            )
         except StopLoop as stop:
             end = LoopEnd(stop.answer, stop.outcome, str(stop))
             return Turn(shown(error=stop.outcome), end=end, action_key=key)
-    record = shown(observation=observation, error=error or ("example_copy" if copied else None))
+    record = shown(observation=observation, error="example_copy" if copied else error)
+    ran = error in (None, "tool_error") and not copied and not shape
     if times > loop.limits.max_repeats:
         end = LoopEnd(None, loop.names.repeated, f"the same action repeated: {key}")
         return Turn(record, end=end, action_key=key, inner=inner)
@@ -257,6 +239,7 @@ async def _turn(
         action_key=key,
         result=observation if error is None else None,
         inner=inner,
+        ran=ran,
     )
 
 
@@ -307,7 +290,7 @@ async def react(
     seen: dict[str, int] = {}
     results: dict[str, str] = {}
     spent = repaired = calls = last_prompt = last_count = 0
-    repairing = answer_now = False
+    repairing = answer_now = acted = False
     failure: tuple[Outcome, str] = ("max_steps", f"no final answer in {limits.max_turns} turns")
     configs = harness.turns(loop.gen, tools, fmt, mode)
     offered = tuple(tools)
@@ -332,7 +315,7 @@ async def react(
         sent = tuple(m.copy() for m in messages)  # later compaction must not rewrite the record
         try:
             last = calls == limits.max_turns + repaired or answer_now
-            phase: Phase = "answer" if last else "turn" if seen else "act"
+            phase: Phase = "answer" if last else "turn" if acted else "act"
             reply = await backend.chat(messages, configs[phase])
         except (BackendUnavailable, ToolsUnsupported, ConstraintUnsupported):
             raise
@@ -361,6 +344,7 @@ async def react(
             results,
             can_repair=harness.repairs and repaired < limits.max_repairs,
             repaired_reply=steps[-1].output if repairing and steps else None,
+            acted=acted,
         )
         steps.extend(turn.inner)  # the hand-off's steps were seen (on_step) as they were made
         made(turn.step)
@@ -370,6 +354,7 @@ async def react(
             seen[turn.action_key] = seen.get(turn.action_key, 0) + 1
             if turn.result is not None:
                 results[turn.action_key] = turn.result
+        acted = acted or turn.ran
         failure = turn.failure or failure
         repaired += turn.repair
         repairing, answer_now = turn.repair, turn.answer_next

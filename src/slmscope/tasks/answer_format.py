@@ -63,6 +63,11 @@ class AnswerFormat:
         if (self.kind == "label") != bool(self.choices):
             raise ValueError("an answer format has choices exactly when it is `label`")
 
+    @property
+    def numeric(self) -> bool:
+        """Whether its answer is a number (a calculation may end in it)."""
+        return self.kind in ("number", "number_or_yesno")
+
     def instruction(self) -> str:
         """The one line that tells the model what its final answer must look like."""
         if self.kind == "label":

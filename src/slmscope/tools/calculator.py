@@ -3,7 +3,8 @@
 Numbers are read as financial tables write them, before the expression is parsed:
 - thousands: 1 to 3 digits, then groups of a comma and exactly three digits, is one number
   (`1,784`, `12,345,678.5`); any other comma separates arguments (`growth(1784, 1495)`,
-  `max(1,78)`). The one ambiguity: `max(1,784)` is max(1784); write `max(1, 784)`.
+  `max(1,78)`). The one ambiguity, `max(1,784)` (one number, or two?), is refused with a
+  message: write `max(1, 784)`.
 - currency: the signs $ € £ ¥ ₹ and the codes USD EUR GBP JPY CNY CHF CAD AUD INR are dropped
   (`$1,784`, `€ 3.2`, `USD 100`, `-$9.8`).
 - scale words after a number multiply it: thousand, million, billion, trillion, mn, bn
@@ -34,6 +35,9 @@ MAX_CHARS = 500
 MAX_NODES = 200
 MAX_EXPONENT = 100
 MAX_MAGNITUDE = 1e100
+MAX_DIGITS = 15  # round(x, n): 10**n is computed, so n must stay small
+VARIADIC = ("sum", "min", "max", "average")
+_GROUPED_ONLY = re.compile(r"\b(" + "|".join(VARIADIC) + r")\(\s*\d{1,3}(?:,\d{3})+\s*\)")
 
 
 def _growth(old: float, new: float) -> float:
@@ -72,8 +76,8 @@ def _max(*values: float) -> float:
 
 
 def _round(value: float, digits: float = 0) -> float:
-    if not float(digits).is_integer():
-        raise ToolError("round: the number of digits must be a whole number")
+    if not float(digits).is_integer() or abs(digits) > MAX_DIGITS:
+        raise ToolError(f"round: the number of digits must be a whole number within ±{MAX_DIGITS}")
     return round(value, int(digits))
 
 
@@ -174,6 +178,12 @@ def evaluate(expression: str) -> float:
     """The value of an arithmetic expression; ToolError for anything not allowed."""
     if len(expression) > MAX_CHARS:
         raise ToolError(f"expression longer than {MAX_CHARS} characters")
+    grouped = _GROUPED_ONLY.search(expression)
+    if grouped:  # sum(100,200,300) reads as one number: say so rather than add nothing
+        raise ToolError(
+            f"{grouped[1]}: {grouped[0]!r} reads as one number (a comma before three digits "
+            "groups thousands); put a space after each comma between values"
+        )
     try:
         with warnings.catch_warnings():  # "invalid decimal literal" (1bnx) is an error here
             warnings.simplefilter("ignore", SyntaxWarning)
@@ -258,7 +268,7 @@ class Calculator:
     description = (
         f"Arithmetic, e.g. {EXAMPLES[0]} or {EXAMPLES[1]}. Reads numbers as tables write "
         "them: 2,450, $2,450, $(9.8) million (-9800000), 22.9% (0.229); put a space after a "
-        "comma between arguments, as max(2,450) is 2450. Functions: "
+        "comma between arguments: sum(100, 200). Functions: "
         "growth(old, new) (percent change), cagr(start, end, years), ratio(a, b), "
         "average(x, ...), sum(x, ...), round(x, n), abs, min, max, sqrt, log."
     )

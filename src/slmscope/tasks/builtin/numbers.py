@@ -163,6 +163,17 @@ CREDIT_RULE = (
 )
 
 
+# The scorecard is part of the task, shown to every paradigm: no tool should be the only way
+# to learn the rule the labels follow.
+CREDIT_PROMPT = (
+    "Assess the loan applicant's credit risk with this scorecard. Annual income of 60,000 or "
+    "more: 2 points; 30,000 to 59,999: 1. Debt-to-income ratio under 0.30: 2 points; 0.30 to "
+    "0.45: 1. Three or more years with the current employer: 1 point. Late payments in the "
+    "last two years: none, 2 points; 1 or 2, 0; 3 or more, -2. An applicant with 4 points or "
+    "more is good, one with fewer is bad. Answer good or bad."
+)
+
+
 def credit_points(income: int, dti: float, years: int, late: int) -> int:
     points = 2 if income >= 60_000 else 1 if income >= 30_000 else 0
     points += 2 if dti < 0.30 else 1 if dti <= 0.45 else 0
@@ -191,7 +202,7 @@ def credit_scoring(seed: int = 37) -> list[Task]:
                 id=f"credit-{i + 1:02d}",
                 dataset="builtin:credit_scoring",
                 task_type="credit_scoring",
-                prompt="Assess the loan applicant's credit risk. Answer good or bad.",
+                prompt=CREDIT_PROMPT,
                 context=f"Applicant\n{profile}",
                 gold="good" if points >= 4 else "bad",
                 scorer="label_accuracy",

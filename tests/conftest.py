@@ -34,14 +34,19 @@ SHARED_FINBEN = Path(__file__).resolve().parents[2] / "shared" / "finben"
 SETUP_HINT = "run `make test` (its set-up step, scripts/prepare-tests, prepares it)"
 
 
+def cached_model(model: str) -> Path:
+    """A real GGUF the set-up step pulled into the slmscope cache: a test never fetches or
+    builds anything, so none of that counts against a test's time limit."""
+    path = CATALOG[model].local_path
+    if path is None or not path.is_file():
+        pytest.fail(f"{model} is not in the slmscope cache ({path}): {SETUP_HINT}")
+    return path
+
+
 @pytest.fixture(scope="session")
 def smol_path() -> Path:
-    """The real SmolLM2-135M GGUF, which the set-up step pulled into the slmscope cache: a test
-    never fetches or builds anything, so none of that counts against a test's time limit."""
-    path = CATALOG[SMOL].local_path
-    if path is None or not path.is_file():
-        pytest.fail(f"{SMOL} is not in the slmscope cache ({path}): {SETUP_HINT}")
-    return path
+    """The real SmolLM2-135M GGUF (see cached_model)."""
+    return cached_model(SMOL)
 
 
 def free_port() -> int:

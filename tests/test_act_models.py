@@ -12,13 +12,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import SMOL, run_server
+from conftest import SMOL, cached_model, run_server
 from slmscope.cli import app
 from slmscope.models import check_backend
 from slmscope.models.base import GenerationConfig, ToolsUnsupported
-from slmscope.models.catalog import CATALOG, resolve
+from slmscope.models.catalog import resolve
 from slmscope.models.llamacpp import LlamaCppBackend
-from slmscope.models.pull import pull
 from slmscope.paradigms import AgentLimits, acts_of, get_paradigm
 from slmscope.paradigms.multi_agent import DEFAULT_ROSTER
 from slmscope.paradigms.single_agent import task_tools
@@ -48,7 +47,7 @@ def jinja_server(
 @pytest.mark.parametrize("model", [SMOL, "qwen2.5-coder-0.5b-instruct"])
 @pytest.mark.parametrize("paradigm", ["single", "multi"])
 def test_under_act_every_first_turn_is_an_action_on_a_real_tool(model: str, paradigm: str) -> None:
-    backend = LlamaCppBackend(pull(CATALOG[model]), n_ctx=4096)
+    backend = LlamaCppBackend(cached_model(model), n_ctx=4096)
     agent = get_paradigm(paradigm, harness="act", limits=AgentLimits(max_turns=2))
     for name in TASKS:
         task = SUITE[name]()[0]

@@ -8,14 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SMOL, ScriptedBackend
+from conftest import SMOL, ScriptedBackend, cached_model
 from slmscope.models import resolve
 from slmscope.models.base import Constraint, ConstraintUnsupported, GenerationConfig
-from slmscope.models.catalog import CATALOG
 from slmscope.models.grammar import GrammarError, LazyGrammar
 from slmscope.models.llamacpp import LlamaCppBackend, load_llama
 from slmscope.models.openai_compat import OpenAIBackend
-from slmscope.models.pull import pull
 from slmscope.paradigms.constraint import agent_constraint
 from slmscope.paradigms.loop_records import AgentLimits
 from slmscope.paradigms.multi_agent import MultiAgent
@@ -71,7 +69,7 @@ def test_after_a_repeated_action_the_grammar_admits_only_a_final_answer() -> Non
 @pytest.mark.parametrize("model", [SMOL, "qwen2.5-coder-0.5b-instruct"])
 @pytest.mark.parametrize("paradigm", ["single", "multi"])
 def test_constrained_turns_always_parse_on_a_real_model(model: str, paradigm: str) -> None:
-    backend = LlamaCppBackend(pull(CATALOG[model]), n_ctx=4096)
+    backend = LlamaCppBackend(cached_model(model), n_ctx=4096)
     agent = (
         SingleAgent(harness="constrained")
         if paradigm == "single"

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import cached_model
 from gbnf_check import accepts
 from slmscope.models.base import GenerationConfig
-from slmscope.models.catalog import CATALOG
 from slmscope.models.llamacpp import LlamaCppBackend, chat_template
-from slmscope.models.pull import pull
 from slmscope.models.template_tools import (
     NO_CALL,
     has_tool_format,
@@ -85,12 +84,12 @@ def test_a_turn_that_may_only_answer_opens_no_call(smol_path: Path) -> None:
 
 def test_which_templates_have_a_tool_format(smol_path: Path) -> None:
     assert not has_tool_format(chat_template(smol_path))  # SmolLM2: refused in native mode
-    assert has_tool_format(chat_template(pull(CATALOG[QWEN])))
+    assert has_tool_format(chat_template(cached_model(QWEN)))
 
 
 @pytest.mark.model
 def test_qwen_calls_a_real_tool_natively_on_the_embedded_backend_under_act() -> None:
-    backend = LlamaCppBackend(pull(CATALOG[QWEN]), n_ctx=4096)
+    backend = LlamaCppBackend(cached_model(QWEN), n_ctx=4096)
     agent = get_paradigm("single", harness="act", mode="native")
     trace = asyncio.run(agent.solve(QA.problem, backend, GenerationConfig()))
     first = trace.steps[0]

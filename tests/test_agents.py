@@ -139,7 +139,8 @@ def test_the_supervisor_prompt_example_uses_its_own_tools() -> None:
     _, backend = run(MultiAgent(harness="constrained"), SENT, answer("positive"))
     system = backend.calls[0][0]["content"]
     example = system.split("Example, on a different task")[1]
-    assert '"tool": "knowledge_agent"' in example and '"task"' in example and "umbrella" in example
+    # The example's percent change goes to the specialist that can compute, not the first.
+    assert '"tool": "quant_agent"' in example and '"task"' in example and "umbrella" in example
     assert "calculator" not in example
     # The supervisor is told when to ask each specialist; numbers go to the quant agent.
     assert "- quant_agent: Ask it anything with numbers" in system

@@ -139,8 +139,7 @@ def test_the_supervisor_prompt_example_uses_its_own_tools() -> None:
     _, backend = run(MultiAgent(harness="constrained"), SENT, answer("positive"))
     system = backend.calls[0][0]["content"]
     example = system.split("Example, on a different task")[1]
-    # The example's percent change goes to the specialist that can compute, not the first.
-    assert '"tool": "quant_agent"' in example and '"task"' in example and "umbrella" in example
+    assert '"tool": "knowledge_agent"' in example and '"task"' in example and "umbrella" in example
     assert "calculator" not in example
     # The supervisor is told when to ask each specialist; numbers go to the quant agent.
     assert "- quant_agent: Ask it anything with numbers" in system

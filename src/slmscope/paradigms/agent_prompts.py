@@ -57,25 +57,12 @@ def _example_input(name: str, tool: Tool) -> dict[str, Any]:
     return {f: "..." for f in fields}
 
 
-_COMPUTES = ("calculator", "python")
-
-
-def _computes(tool: Tool) -> int:
-    """How many computing tools a specialist (a tool with tools of its own) holds."""
-    own = getattr(tool, "tools", None)
-    return sum(name in _COMPUTES for name in own) if isinstance(own, Mapping) else 0
-
-
 def _example_tool(tools: Mapping[str, Tool]) -> str:
-    """The tool the example (a percent change) uses: one that can compute; for a supervisor,
-    the specialist with the most computing tools (a 0.5B supervisor sent every numeric task to
-    the specialist its example showed, which had been the first listed); else the first."""
-    for name in _COMPUTES:
+    """The tool the example uses: one that can compute, else the first the agent has."""
+    for name in ("calculator", "python", *tools):
         if name in tools:
             return name
-    if not tools:
-        raise ValueError("an agent needs at least one tool")
-    return max(tools, key=lambda name: _computes(tools[name]))
+    raise ValueError("an agent needs at least one tool")
 
 
 def example_actions(tools: Mapping[str, Tool]) -> list[tuple[str, dict[str, Any]]]:

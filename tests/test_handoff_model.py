@@ -25,10 +25,10 @@ def test_a_handoff_runs_the_specialist_to_its_end_and_its_steps_are_in_the_trace
     agent = get_paradigm("multi", harness="act", limits=TeamLimits(max_turns=3, max_handoffs=2))
     task = SUITE["builtin:table_qa"]()[0]
     trace = asyncio.run(agent.solve(task.problem, backend, GenerationConfig()))
-    specialists = {s.name for s in DEFAULT_ROSTER}
+    roster = {s.name: s.tools for s in DEFAULT_ROSTER}
 
     supervisor = [s for s in trace.steps if s.agent == "supervisor"]
-    assert supervisor and supervisor[0].handoff and supervisor[0].tool in specialists, supervisor
+    assert supervisor and supervisor[0].handoff and supervisor[0].tool in roster, supervisor
     hand_off, name = supervisor[0], str(supervisor[0].tool)
     assert hand_off.error is None, hand_off  # no timeout, no refusal: the specialist answered
 
@@ -37,7 +37,6 @@ def test_a_handoff_runs_the_specialist_to_its_end_and_its_steps_are_in_the_trace
     end = trace.steps.index(hand_off)
     own = [s for s in trace.steps[:end] if s.agent == name]
     assert len(own) >= 2, [(s.agent, s.tool, s.error) for s in trace.steps]
-    roster = {s.name: s.tools for s in DEFAULT_ROSTER}
     assert own[0].tool in roster[name] and own[0].error in (None, "tool_error"), own[0]
     last = own[-1]
     assert last.tool is None and last.error is None, last

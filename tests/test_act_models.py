@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from slmscope.paradigms.single_agent import task_tools
 from slmscope.tasks.builtin import SUITE
 from slmscope.tools.knowledge import KnowledgeSearch
 
+ACTION = re.compile(r'<think>[^<]*</think>\s*<action>\{"tool":\s*"(?P<tool>[^"]+)"')
 TASKS = ("builtin:sentiment", "builtin:table_qa", "builtin:credit_scoring")
 
 
@@ -57,7 +59,13 @@ def test_under_act_every_first_turn_is_an_action_on_a_real_tool(model: str, para
         for step in trace.steps:
             first.setdefault(step.agent, step)
         for agent_name, step in first.items():
-            assert step.tool in known and step.error in (None, "tool_error"), (agent_name, step)
+            # The grammar makes the turn an action on a real tool; what the model puts in it
+            # is its own: it may run (None, tool_error), copy the example (refused, counted as
+            # a copy) or run on inside its input until the token budget cuts it (cut_off).
+            called = ACTION.match(step.output.strip())
+            assert called and called["tool"] in known, (agent_name, step.output)
+            assert step.error in (None, "tool_error", "example_copy", "cut_off"), (agent_name, step)
+            assert (step.error == "cut_off") == (step.tool is None), (agent_name, step)
         assert acts_of(trace).acted
 
 

@@ -117,7 +117,7 @@ def test_the_examples_shape_with_the_tasks_years_is_a_copy() -> None:
     values = {"expression": "(2045 - 1957) / 1957 * 100"}  # table values that look like years
     assert not copied_shape("calculator", values, tools, "Sales 2,045 and 1,957", numeric=True)
     team = {s.name: Delegate(s, {}, SENT.problem, None) for s in DEFAULT_ROSTER}  # type: ignore[arg-type]
-    request = {"task": "Compute the percent rise from 91.7% to 3.3%."}
+    request = {"task": "Find the percent rise in 2024 sales."}
     assert copied_shape("quant_agent", request, team, SENT.problem.text(), numeric=False)
     own = {"task": "What is the sentiment of this sentence?"}
     assert not copied_shape("quant_agent", own, team, SENT.problem.text(), numeric=False)

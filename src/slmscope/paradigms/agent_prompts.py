@@ -37,7 +37,10 @@ _EXAMPLE_INPUTS: dict[str, dict[str, str]] = {
     "lookup": {"row": "Umbrellas", "column": "Tuesday"},
     "knowledge_search": {"query": "percent change formula"},
 }
-_EXAMPLE_REQUEST = {"task": "Compute the percent rise from 40 to 55 umbrellas."}
+# The request holds no numbers: the specialist is shown the original task, and a request of
+# the form "from 40 to 55" invited a 135M supervisor to write "from 2021 to 2022 to ..." on
+# until its token budget ran out.
+_EXAMPLE_REQUEST = {"task": "Find the percent rise in umbrella sales."}
 
 
 def describe_tools(tools: Mapping[str, Tool]) -> str:
@@ -57,12 +60,26 @@ def _example_input(name: str, tool: Tool) -> dict[str, Any]:
     return {f: "..." for f in fields}
 
 
+_COMPUTES = ("calculator", "python")
+
+
+def _computes(tool: Tool) -> int:
+    """How many computing tools a specialist (a tool with tools of its own) holds."""
+    own = getattr(tool, "tools", None)
+    return sum(name in own for name in _COMPUTES) if isinstance(own, Mapping) else 0
+
+
 def _example_tool(tools: Mapping[str, Tool]) -> str:
-    """The tool the example uses: one that can compute, else the first the agent has."""
-    for name in ("calculator", "python", *tools):
+    """The tool the example (a percent change) uses: one that can compute; for a supervisor,
+    the specialist with the most computing tools (read from its tools, not its name: a 0.5B
+    supervisor sent numeric tasks to the specialist its example showed, which had been the
+    first listed); else the first the agent has."""
+    for name in _COMPUTES:
         if name in tools:
             return name
-    raise ValueError("an agent needs at least one tool")
+    if not tools:
+        raise ValueError("an agent needs at least one tool")
+    return max(tools, key=lambda name: _computes(tools[name]))
 
 
 def example_actions(tools: Mapping[str, Tool]) -> list[tuple[str, dict[str, Any]]]:

@@ -8,8 +8,10 @@ from slmscope.tasks.record import Problem
 # Part of every sample's cell key: change it whenever a paradigm's prompts change, so that
 # resuming a run never mixes samples made with different prompts. (2026-12-02: every paradigm
 # is shown the same problem, its dataset's answer-format line included. .3: the agents' worked
-# example shows no direct answer and computes with plain arithmetic.)
-PROMPT_VERSION = "2026-12-02.3"
+# example shows no direct answer and computes with plain arithmetic. 2026-12-03: the
+# supervisor's example hands the computation to the specialist that can compute, with a
+# request that holds no numbers.)
+PROMPT_VERSION = "2026-12-03.2"
 
 BASE_SYSTEM = (
     "You are a careful financial analyst. Answer the user's task. "

@@ -231,3 +231,24 @@ def test_a_reply_the_token_budget_cut_is_told_so_not_taken_as_an_answer() -> Non
     trace, backend = run(SingleAgent(harness="constrained"), QA, cut, answer("289"))
     assert trace.steps[0].error == "cut_off" and trace.final_answer == "289"
     assert "cut off at 256 tokens" in backend.calls[1][-1]["content"]
+
+
+def test_an_action_the_budget_cut_is_told_its_input_was_too_long_and_not_cut_again() -> None:
+    """A 1.5B agent wrote a pandas program for five prices; the budget cut it inside its input,
+    and greedy decoding wrote the same reply six turns running. The note now names the input,
+    and the same cut reply a second time leaves only the final answer to the next turn."""
+    from conftest import tool_reply
+
+    text = '<think>t</think><action>{"tool": "python", "input": {"code": "import pandas as pd\\n'
+    cut = dataclasses.replace(tool_reply(text=text), finish_reason="length")
+    trace, backend = run(SingleAgent(harness="act"), QA, cut, cut, answer("289"))
+    assert [s.error for s in trace.steps] == ["cut_off", "cut_off", None]
+    assert "before its input ended" in backend.calls[1][-1]["content"]
+    phases = [o["constraint"].name.split(":")[0] for o in backend.options]
+    assert phases == ["agent-act", "agent-act", "agent-final"], phases
+    assert trace.final_answer == "289" and len(backend.calls) == 3
+    other = dataclasses.replace(tool_reply(text=text + "x = 1"), finish_reason="length")
+    calc = act("calculator", expression="1784 - 1495")
+    trace, backend = run(SingleAgent(harness="act"), QA, cut, other, calc, answer("289"))
+    phases = [o["constraint"].name.split(":")[0] for o in backend.options]
+    assert phases[:3] == ["agent-act"] * 3 and acts_of(trace).acted  # a new reply: no answer yet

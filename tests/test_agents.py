@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -139,7 +141,11 @@ def test_the_supervisor_prompt_example_uses_its_own_tools() -> None:
     _, backend = run(MultiAgent(harness="constrained"), SENT, answer("positive"))
     system = backend.calls[0][0]["content"]
     example = system.split("Example, on a different task")[1]
-    assert '"tool": "knowledge_agent"' in example and '"task"' in example and "umbrella" in example
+    # The example's percent change goes to the specialist that can compute (the most computing
+    # tools), not the first listed; its request holds no numbers a model could run on with.
+    assert '"tool": "quant_agent"' in example and "umbrella" in example
+    request = json.loads(example.split("<action>")[1].split("</action>")[0])["input"]["task"]
+    assert request and not re.search(r"\d", request)
     assert "calculator" not in example
     # The supervisor is told when to ask each specialist; numbers go to the quant agent.
     assert "- quant_agent: Ask it anything with numbers" in system
@@ -215,3 +221,13 @@ def test_roster_from_yaml(tmp_path: Path) -> None:
     path.write_text("- name: analyst\n  role: r\n  tools: [web]\n")
     with pytest.raises(ValueError, match=r"team\.yaml: specialist 'analyst': unknown tool"):
         load_roster(path)
+
+
+def test_the_example_goes_to_the_specialist_with_computing_tools_whatever_its_name() -> None:
+    roster = (
+        Specialist("reader", "You read.", ("knowledge_search",)),
+        Specialist("numbers", "You count.", ("lookup", "python")),
+    )
+    _, backend = run(MultiAgent(harness="constrained", roster=roster), SENT, answer("positive"))
+    example = backend.calls[0][0]["content"].split("Example, on a different task")[1]
+    assert '"tool": "numbers"' in example and '"tool": "reader"' not in example

@@ -114,7 +114,8 @@ class Repair(Harness):
     """`repair`: targeted repairs, bounded per loop (see the module docstring)."""
 
     name = "repair"
-    revision = 3
+    # r4: a cut action is told its input was too long; the same cut reply again ends in an answer
+    revision = 4
 
     def key_part(self) -> str:
         return f"|{self.name}.r{self.revision}"
@@ -198,7 +199,8 @@ class Act(Constrained):
     answer; after the first observation it goes on as under `constrained`."""
 
     name = "act"
-    revision = 2  # r2: held until a real tool ran (not a copy, not a refused hand-off)
+    # r2: held until a real tool ran (not a copy, not a refused hand-off); r3: as repair's r4
+    revision = 3
 
     def turns(
         self, gen: GenerationConfig, tools: Mapping[str, Tool], fmt: AnswerFormat, mode: ToolMode
@@ -298,6 +300,19 @@ CUT_OFF = (
     "Your reply was cut off at {tokens} tokens, before it ended. Keep the thought to one "
     "sentence, then call one tool or give your final answer."
 )
+CUT_OFF_ACTION = (
+    "Your action was cut off at {tokens} tokens, before its input ended, so it did not run. "
+    "Call the tool again with a much shorter input (one expression, or a few lines of code), "
+    "or give your final answer."
+)
+
+
+def cut_off_note(text: str, tokens: int) -> str:
+    """The repair of a reply the token budget cut: inside an action, the input was too long (a
+    1.5B model's pandas program for five prices); else the thought was."""
+    return (CUT_OFF_ACTION if "<action>" in text else CUT_OFF).format(tokens=tokens)
+
+
 ACT_FIRST = (
     "Do not answer yet: first call one of your tools on your own task, in <action></action>, "
     "and read what it returns."

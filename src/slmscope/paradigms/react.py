@@ -37,6 +37,7 @@ from slmscope.paradigms.harness import (
     DEFAULT_HARNESS,
     Harness,
     Phase,
+    cut_off_note,
     feedback,
     harness_named,
     with_note,
@@ -144,12 +145,13 @@ async def _turn(
         )
         note, repair = harness.unreadable(err, reply.text, loop.mode, can_repair=can_repair)
         if cut and repair:
-            note = CUT_OFF.format(tokens=loop.gen.max_tokens)
+            note = cut_off_note(reply.text, loop.gen.max_tokens)
         return Turn(
             step(error="cut_off" if cut else err.reason),
             feedback(reply, loop.mode, note),
             failure=(outcome, str(err)),
             repair=repair,
+            answer_next=cut and insisted,  # greedy decoding would cut the same reply again
         )
     if (
         cut

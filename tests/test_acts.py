@@ -252,3 +252,22 @@ def test_an_action_the_budget_cut_is_told_its_input_was_too_long_and_not_cut_aga
     trace, backend = run(SingleAgent(harness="act"), QA, cut, other, calc, answer("289"))
     phases = [o["constraint"].name.split(":")[0] for o in backend.options]
     assert phases[:3] == ["agent-act"] * 3 and acts_of(trace).acted  # a new reply: no answer yet
+
+
+def test_an_input_the_grammar_closed_runs_and_the_agent_is_told_it_was_cut() -> None:
+    """A query the budget was about to cut, closed by the grammar, runs as far as it got; the
+    observation says so, and the step counts as a tool call that ran."""
+    from conftest import tool_reply
+
+    call = '{"tool": "calculator", "input": {"expression": "1784 - 1495"}}'
+    text = f"<think>t</think><action>{call}</action>"
+    closed = dataclasses.replace(tool_reply(text=text), raw_usage={"grammar_closed": "input"})
+    trace, backend = run(SingleAgent(harness="act"), QA, closed, answer("289"))
+    first = trace.steps[0]
+    assert first.tool == "calculator" and first.error is None and first.observation is not None
+    assert first.observation.startswith("289") and "ran as far as it got" in first.observation
+    assert "ran as far as it got" in backend.calls[1][-1]["content"]
+    assert acts_of(trace).acted and trace.final_answer == "289"
+    plain = tool_reply(text=text)
+    trace, backend = run(SingleAgent(harness="act"), QA, plain, answer("289"))
+    assert "ran as far as it got" not in (trace.steps[0].observation or "")

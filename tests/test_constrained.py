@@ -1,28 +1,36 @@
 """The constrained harness on real models: every turn parses, every action names a real tool,
-a label task's answer is one of its choices; and a real server obeys the grammar."""
+a label task's answer is one of its choices; a real server obeys the grammar; and a text input
+the budget is about to cut is closed, code is not."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import re
 from pathlib import Path
 
 import pytest
 
 from conftest import SMOL, ScriptedBackend, cached_model
+from gbnf_check import accepts
 from slmscope.models import resolve
-from slmscope.models.base import Constraint, ConstraintUnsupported, GenerationConfig
+from slmscope.models.base import Completion, Constraint, ConstraintUnsupported, GenerationConfig
 from slmscope.models.grammar import GrammarError, LazyGrammar
 from slmscope.models.llamacpp import LlamaCppBackend, load_llama
 from slmscope.models.openai_compat import OpenAIBackend
 from slmscope.paradigms.constraint import agent_constraint
 from slmscope.paradigms.loop_records import AgentLimits
 from slmscope.paradigms.multi_agent import MultiAgent
-from slmscope.paradigms.protocol import parse_reply
+from slmscope.paradigms.protocol import ProtocolError, parse_reply
 from slmscope.paradigms.single_agent import SingleAgent, task_tools
 from slmscope.runs.spec import RunSpec
 from slmscope.runs.store import Store
+from slmscope.tasks.answer_format import AnswerFormat
 from slmscope.tasks.builtin import SUITE
+from slmscope.tools.calculator import Calculator
 from slmscope.tools.knowledge import KnowledgeSearch
+from slmscope.tools.lookup import Lookup
+from slmscope.tools.python_sandbox import PythonSandbox
 from sweeps import execute_spec
 
 PROTOCOL_FAILURES = {"no_action_or_answer", "action_not_json", "action_not_object"}
@@ -138,3 +146,77 @@ def test_a_server_that_ignores_grammars_is_refused_before_running(
     with pytest.raises(ConstraintUnsupported, match="obeys none of the grammar fields"):
         execute_spec(spec, cards, tasks, store)
     assert store.results() == [] and store.runs() == []
+
+
+def test_a_text_input_the_budget_is_about_to_cut_is_closed_and_code_is_not(
+    smol_path: Path,
+) -> None:
+    """The real SmolLM2, asked to search for a counting sequence, counts on inside its query
+    until the budget: the input closing ends the query and the action parses. Without that
+    closing the same reply is cut mid-JSON; a program (code) is never closed that way."""
+    backend = LlamaCppBackend(smol_path, n_ctx=2048)
+    numbers = ", ".join(str(i) for i in range(1, 30))
+    messages = [
+        {
+            "role": "system",
+            "content": "You answer with one tool call. Tools: knowledge_search (input: query).",
+        },
+        {
+            "role": "user",
+            "content": f"Search the knowledge base for this exact text, copied in full: {numbers}",
+        },
+    ]
+    fmt = AnswerFormat("free")
+    search = agent_constraint({"knowledge_search": KnowledgeSearch()}, fmt, act_only=True)
+    without = dataclasses.replace(search, closings=search.closings[:1])  # the thought's only
+    code = agent_constraint({"python": PythonSandbox()}, fmt, act_only=True)
+    assert [c.name for c in search.closings] == ["thought", "input"]
+    assert [c.name for c in code.closings] == ["thought"]
+
+    async def ask(constraint: Constraint) -> Completion:
+        gen = GenerationConfig(max_tokens=160, temperature=0.0, constraint=constraint)
+        return await backend.chat(messages, gen)
+
+    closed, cut = asyncio.run(ask(search)), asyncio.run(ask(without))
+    assert closed.raw_usage.get("grammar_closed") == "input", closed.text
+    assert closed.finish_reason != "length" and closed.usage.completion_tokens < 160
+    action = parse_reply(closed.text).action
+    assert action is not None and action.tool == "knowledge_search"
+    assert action.input["query"].startswith("1,2,3"), action.input  # as far as it got
+    assert cut.finish_reason == "length" and cut.raw_usage.get("grammar_closed") == "thought"
+    with pytest.raises(ProtocolError):
+        parse_reply(cut.text)  # cut inside its JSON
+
+
+def test_each_input_closing_the_regex_admits_ends_in_a_turn_the_grammar_accepts(
+    smol_path: Path,
+) -> None:
+    """Where the closing's regex says a turn is inside a text input, the closing grammar's
+    `"}}</action>` completes it to a turn the full grammar accepts; inside code, inside a
+    first field, or after a lone backslash, the regex does not match."""
+    tools = {
+        "knowledge_search": KnowledgeSearch(),
+        "lookup": Lookup("| | 2023 |\n|---|---|\n| Revenue | 5 |"),
+        "python": PythonSandbox(),
+        "calculator": Calculator(),
+    }
+    constraint = agent_constraint(tools, AnswerFormat("number"))
+    opened = re.compile(constraint.closings[1].opened, re.DOTALL)
+    head = "<think>t</think>\n<action>"
+    inside = [
+        '{"tool": "knowledge_search", "input": {"query": "gross margin, \\"adjusted\\" 2023',
+        '{"tool":"calculator","input":{"expression":"1,784 - 1,495 + \\u00e9',
+        '{"tool": "lookup", "input": {"row": "Revenue", "column": "20',
+        '{"tool": "lookup", "input": {"query": "',
+    ]
+    for text in inside:
+        assert opened.fullmatch(head + text), text
+        assert accepts(constraint.grammar, head + text + '"}}</action>', smol_path), text
+    outside = [
+        '{"tool": "python", "input": {"code": "print(1',
+        '{"tool": "lookup", "input": {"row": "Reven',
+        '{"tool": "calculator", "input": {"expression": "1 + \\',
+        '{"tool": "calculator", "input": {"expression": "1"}}',
+    ]
+    for text in outside:
+        assert not opened.fullmatch(head + text), text

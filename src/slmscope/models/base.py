@@ -53,18 +53,30 @@ class Completion:
 
 
 @dataclass(frozen=True)
+class Closing:
+    """How a reply the token budget is about to cut still ends well-formed: while the whole
+    reply so far matches `opened` (a regex: inside an agent's thought, or inside a tool's
+    text input), once fewer than `reserve` tokens of the budget are left, the rest of the
+    reply follows `grammar` instead. `name` says which part was closed, in the reply's usage."""
+
+    name: str
+    opened: str
+    grammar: str
+    reserve: int
+
+
+@dataclass(frozen=True)
 class Constraint:
     """What a reply may be, as a GBNF grammar (llama.cpp's format, which llama-server takes as
     `grammar` and vLLM's xgrammar reads too); `name` labels it in records.
 
-    A grammar whose reply opens with a tag holding free text without '<' (an agent's
-    `<think>`) may also give `closing`: a grammar for the rest of the reply from anywhere
-    inside that text. A backend that can switch grammars mid-reply (the embedded one) switches
-    to it when the token budget runs low, so that the reply still ends well-formed."""
+    `closings` finish a reply early where its free text runs long (see `Closing`); a backend
+    that can switch grammars mid-reply (the embedded one) applies them, the first that
+    matches; others may ignore them, and the reply may then be cut."""
 
     name: str
     grammar: str
-    closing: str = ""
+    closings: tuple[Closing, ...] = ()
 
 
 @dataclass(frozen=True)

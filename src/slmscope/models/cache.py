@@ -65,7 +65,10 @@ def request_key(info: BackendInfo, messages: Sequence[Message], gen: GenerationC
             "stop": list(gen.stop),
             "tools": list(gen.tools),
             "tool_choice": gen.tool_choice if gen.tools else None,
-            "constraint": [gen.constraint.grammar, gen.constraint.closing]
+            "constraint": [
+                gen.constraint.grammar,
+                *map(dataclasses.astuple, gen.constraint.closings),
+            ]
             if gen.constraint
             else None,
         },

@@ -10,28 +10,30 @@ checks the whole vocabulary at each step. It keeps the grammar's state in step w
 tokens the model has produced, and counts how often the whole vocabulary had to be checked.
 
 A reply that opens with free text (an agent's thought) could run out of tokens before its
-structured part. Given the call's token budget and the constraint's closing grammar, the
-processor switches to that grammar when the budget is nearly spent and the free text is still
-open, so the reply ends well-formed.
+structured part, and a tool's text input (a search query) can run on until the budget cuts
+it. Given the call's token budget and the constraint's closings, the processor switches to a
+closing's grammar when the budget is nearly spent and the reply is still inside the text that
+closing ends, so the reply ends well-formed; `closed` names the closing it took, if any.
 """
 
 from __future__ import annotations
 
 import ctypes
 import math
+import re
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from slmscope.models.base import Closing
 
 TOKEN_DATA = np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)], align=True)
 
 
 class GrammarError(ValueError):
     """The grammar did not parse (llama.cpp prints why on stderr)."""
-
-
-RESERVE_TOKENS = 96  # kept for the structured part when the opening text must close
 
 
 class LazyGrammar:
@@ -44,7 +46,7 @@ class LazyGrammar:
         *,
         greedy: bool,
         budget: int | None = None,
-        closing: str = "",
+        closings: Sequence[Closing] = (),
     ) -> None:
         import llama_cpp
 
@@ -53,8 +55,10 @@ class LazyGrammar:
         self.greedy = greedy
         self.sampler: Any = None  # set first: __del__ runs even when parsing fails
         self.sampler = self._parse(grammar)
-        self.closing = closing
-        self.close_at = budget - min(RESERVE_TOKENS, budget // 2) if budget and closing else None
+        self.budget = budget or 0
+        self.closings = [(c, re.compile(c.opened, re.DOTALL)) for c in closings] if budget else []
+        self.closed: str | None = None
+        self.reply_start: int | None = None
         self.n_vocab = int(llm.n_vocab())
         self.prompt_len: int | None = None
         self.accepted = 0
@@ -74,19 +78,25 @@ class LazyGrammar:
         return sampler
 
     def _close_opening(self, input_ids: npt.NDArray[np.intc]) -> None:
-        """Switch to the closing grammar once, if the budget is nearly spent and the opening
-        free text has not begun to close."""
-        assert self.prompt_len is not None
-        if self.close_at is None or len(input_ids) - self.prompt_len < self.close_at:
+        """Switch to a closing's grammar, once, if the budget is nearly spent and the reply so
+        far is inside the text that closing ends."""
+        assert self.reply_start is not None
+        produced = len(input_ids) - self.reply_start
+        left = self.budget - produced
+        due = [c for c in self.closings if left <= min(c[0].reserve, self.budget // 2)]
+        if not due:
             return
-        self.close_at = None  # decided once
-        produced = self.llm.detokenize(list(input_ids[self.prompt_len :])).decode(errors="ignore")
-        _, sep, inside = produced.partition(">")
-        if not sep or "<" in inside:  # not yet open, or already closing
-            return
-        self._lib.llama_sampler_free(self.sampler)
-        self.sampler = self._parse(self.closing)
-        self.prompt_len, self.accepted = len(input_ids), 0
+        text = self.llm.detokenize(list(input_ids[self.reply_start :])).decode(errors="ignore")
+        for closing, opened in due:
+            if opened.fullmatch(text):
+                self._lib.llama_sampler_free(self.sampler)
+                self.sampler = self._parse(closing.grammar)
+                self.prompt_len, self.accepted = len(input_ids), 0
+                self.closed = closing.name
+                # Those with a smaller reserve come later: a thought closed early may still
+                # open a tool input that runs long.
+                self.closings = [c for c in self.closings if c[0].reserve < closing.reserve]
+                return
 
     def close(self) -> None:
         if self.sampler:
@@ -99,7 +109,7 @@ class LazyGrammar:
     def _catch_up(self, input_ids: npt.NDArray[np.intc]) -> None:
         """Accept into the grammar the tokens produced since the last step."""
         if self.prompt_len is None:
-            self.prompt_len = len(input_ids)
+            self.prompt_len = self.reply_start = len(input_ids)
         for token in input_ids[self.prompt_len + self.accepted :]:
             self._lib.llama_sampler_accept(self.sampler, int(token))
             self.accepted += 1

@@ -244,7 +244,7 @@ class LlamaCppBackend:
                     gen.constraint.grammar,
                     greedy=gen.temperature == 0,
                     budget=gen.max_tokens,
-                    closing=gen.constraint.closing,
+                    closings=gen.constraint.closings,
                 )
             except GrammarError as err:
                 raise BackendError(f"{gen.constraint.name}: {err}", where=self.name) from err
@@ -282,6 +282,8 @@ class LlamaCppBackend:
                     grammar.steps,
                     grammar.full_checks,
                 )
+                if grammar.closed:
+                    raw["grammar_closed"] = grammar.closed
         except (KeyError, IndexError, TypeError) as err:
             raise BadResponse(f"unexpected completion {out!r:.200}", where=self.name) from err
         prompt, completion = int(raw["prompt_tokens"]), int(raw["completion_tokens"])

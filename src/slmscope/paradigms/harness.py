@@ -174,6 +174,8 @@ class Constrained(Repair):
     """`constrained`: `repair`, with every tag turn decoded under a grammar (constraint.py)."""
 
     name = "constrained"
+    # r5: a text input the token budget is about to cut is closed, and the action runs
+    revision = 5
 
     def turns(
         self, gen: GenerationConfig, tools: Mapping[str, Tool], fmt: AnswerFormat, mode: ToolMode
@@ -199,8 +201,9 @@ class Act(Constrained):
     answer; after the first observation it goes on as under `constrained`."""
 
     name = "act"
-    # r2: held until a real tool ran (not a copy, not a refused hand-off); r3: as repair's r4
-    revision = 3
+    # r2: held until a real tool ran (not a copy, not a refused hand-off); r3: as repair's r4;
+    # r4: as constrained's r5
+    revision = 4
 
     def turns(
         self, gen: GenerationConfig, tools: Mapping[str, Tool], fmt: AnswerFormat, mode: ToolMode
@@ -304,6 +307,11 @@ CUT_OFF_ACTION = (
     "Your action was cut off at {tokens} tokens, before its input ended, so it did not run. "
     "Call the tool again with a much shorter input (one expression, or a few lines of code), "
     "or give your final answer."
+)
+
+
+INPUT_CLOSED = (
+    "\n(Your input reached the {tokens}-token limit and ran as far as it got. Keep inputs short.)"
 )
 
 

@@ -10,8 +10,9 @@ from slmscope.tasks.record import Problem
 # is shown the same problem, its dataset's answer-format line included. .3: the agents' worked
 # example shows no direct answer and computes with plain arithmetic. 2026-12-03: the
 # supervisor's example hands the computation to the specialist that can compute, with a
-# request that holds no numbers.)
-PROMPT_VERSION = "2026-12-03.2"
+# request that holds no numbers. .3: the python tool says only the standard library is there,
+# no pandas or numpy, and asks for a few lines.)
+PROMPT_VERSION = "2026-12-03.3"
 
 BASE_SYSTEM = (
     "You are a careful financial analyst. Answer the user's task. "

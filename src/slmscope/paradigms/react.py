@@ -35,6 +35,7 @@ from slmscope.paradigms.harness import (
     ACT_FIRST_NATIVE,
     CUT_OFF,
     DEFAULT_HARNESS,
+    INPUT_CLOSED,
     Harness,
     Phase,
     cut_off_note,
@@ -226,6 +227,8 @@ async def _turn(
             observation, error, failure, inner = await run_tool(
                 loop.tools, loop.limits, loop.names, action
             )
+            if reply.raw_usage.get("grammar_closed") == "input":  # the grammar ended the input
+                observation += INPUT_CLOSED.format(tokens=loop.gen.max_tokens)
         except StopLoop as stop:
             end = LoopEnd(stop.answer, stop.outcome, str(stop))
             return Turn(shown(error=stop.outcome), end=end, action_key=key)

@@ -256,13 +256,22 @@ async def _run(
 class PythonSandbox:
     name = "python"
     description = (
-        "Run Python code (standard library) in an isolated sandbox and return what it prints. "
-        "No network, no files outside a temporary folder, limited time and memory. "
-        "Print the values you need."
+        "Run a short Python program in an isolated sandbox and return what it prints. Only "
+        "the standard library is installed (math, statistics; no pandas, no numpy). No "
+        "network, no files outside a temporary folder, limited time and memory. Keep it to a "
+        "few lines and print the values you need."
     )
+    # A media type marks the input as code: a program the token budget cuts is not closed
+    # and run as cut, as a query would be (paradigms/constraint.py).
     schema: ClassVar[dict[str, Any]] = {
         "type": "object",
-        "properties": {"code": {"type": "string", "description": "Python source to run"}},
+        "properties": {
+            "code": {
+                "type": "string",
+                "contentMediaType": "text/x-python",
+                "description": "Python source to run",
+            }
+        },
         "required": ["code"],
         "additionalProperties": False,
     }

@@ -77,6 +77,26 @@ def test_lookup_reads_cells_and_lines_of_the_task_context() -> None:
     assert finqa_style.cell("long-term debt", "2012") == "$ 0"
 
 
+def test_prose_with_commas_is_not_a_table_and_a_csv_table_is() -> None:
+    """A 1.5B agent looked up column 'Type' in an NER task and was told the columns were the
+    instruction's clauses: every line with a comma was read as a CSV row. Sentences, and
+    `annual income: 102,000` lines, are now lines for a query, not a table."""
+    for task in [*SUITE["builtin:ner"](), *SUITE["builtin:credit_scoring"]()]:
+        lookup = Lookup(task.context or task.problem.prompt)
+        assert lookup.table == [], task.id
+        with pytest.raises(ToolError, match="no table; use a query"):
+            lookup.cell("Entity", "Type")
+    credit = SUITE["builtin:credit_scoring"]()[0]
+    income = asyncio.run(Lookup(credit.context or "").run({"query": "annual income"}))
+    assert income.startswith("annual income: ") and income[-1].isdigit(), income
+    table = 'The table below, in CSV:\nyear,revenue,cost\n2021,"1,784",5\n2022,1,495,3\n2023,7,8'
+    assert Lookup(table).table == [
+        ["year", "revenue", "cost"],
+        ["2021", "1,784", "5"],
+        ["2023", "7", "8"],
+    ]
+
+
 @pytest.fixture
 def no_boundary(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """A machine without bubblewrap: PATH has no bwrap (and an empty slmscope cache)."""

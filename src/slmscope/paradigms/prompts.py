@@ -11,8 +11,9 @@ from slmscope.tasks.record import Problem
 # example shows no direct answer and computes with plain arithmetic. 2026-12-03: the
 # supervisor's example hands the computation to the specialist that can compute, with a
 # request that holds no numbers. .3: the python tool says only the standard library is there,
-# no pandas or numpy, and asks for a few lines.)
-PROMPT_VERSION = "2026-12-03.3"
+# no pandas or numpy, and asks for a few lines. .4: what the tools return is what the model
+# reads too: `lookup` no longer takes a sentence with commas for a CSV table.)
+PROMPT_VERSION = "2026-12-03.4"
 
 BASE_SYSTEM = (
     "You are a careful financial analyst. Answer the user's task. "

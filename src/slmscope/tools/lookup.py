@@ -4,7 +4,6 @@ whole into every turn. Tables (Markdown or CSV) are read as rows and columns by 
 from __future__ import annotations
 
 import csv
-import io
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -20,11 +19,27 @@ def parse_table(text: str) -> list[list[str]]:
         # One pipe off each end: `||2014|2013|` keeps its empty corner cell, so the columns align.
         rows = [[c.strip() for c in ln[1:-1].split("|")] for ln in md]
         return [r for r in rows if not all(re.fullmatch(r":?-{2,}:?", c) for c in r)]
-    csv_lines = [ln for ln in lines if ln.count(",") >= 1]
-    if len(csv_lines) >= 2:
-        rows = list(csv.reader(io.StringIO("\n".join(csv_lines))))
-        width = len(rows[0])
-        return [r for r in rows if len(r) == width]
+    return _csv_block(lines)
+
+
+MAX_CSV_CELL = 40  # longer "cells" are prose: a sentence with commas is not a table
+
+
+def _csv_block(lines: list[str]) -> list[list[str]]:
+    """The first run of consecutive lines that read as CSV rows (two cells or more, none of
+    them a sentence) where two rows have one width: from the first of them, the rows of that
+    width (one of another width, an unquoted `1,784`, is left out). [] if none."""
+    block: list[list[str]] = []
+    for line in [*lines, ""]:
+        row = [c.strip() for c in next(csv.reader([line]), [])] if "," in line else []
+        if len(row) >= 2 and all(len(c) <= MAX_CSV_CELL for c in row):
+            block.append(row)
+            continue
+        widths = [len(r) for r in block]
+        header = next((n for n, w in enumerate(widths) if widths.count(w) >= 2), None)
+        if header is not None:  # the first row that another row matches in width
+            return [r for r in block[header:] if len(r) == widths[header]]
+        block = []
     return []
 
 

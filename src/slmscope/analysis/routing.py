@@ -121,6 +121,7 @@ def load_samples(run_dir: Source, *, cost: str = "tokens", model: str | None = N
             f"{run_dir}: name one model with --model (the run has {', '.join(models)})"
         )
     results = results[results["model"] == chosen].copy()
+    results["content"] = results["content"].fillna("")  # stored before fingerprints
     results["arm"] = [
         arm_name(p, h) for p, h in zip(results["paradigm"], results["harness"], strict=True)
     ]
@@ -143,9 +144,12 @@ def load_samples(run_dir: Source, *, cost: str = "tokens", model: str | None = N
             f"a router needs {MIN_SAMPLES}"
         )
     problems = _problems(run_dir, [json.loads(r["spec"]) for r in runs])
+    unique = {(d, i): p for (d, i, _), p in problems.items()}  # rows without a fingerprint
     rows = []
     for dataset, sample_id, content in score.index:
-        problem = problems.get((dataset, sample_id, content))
+        problem = problems.get((dataset, sample_id, content)) or (
+            None if content else unique.get((dataset, sample_id))
+        )
         if problem is None:
             raise UserError(
                 f"{run_dir}: sample {dataset}/{sample_id} is no longer in its task files"

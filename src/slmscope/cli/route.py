@@ -101,7 +101,7 @@ def _report(samples: Samples, method: Method, objective: Objective, folds: int, 
 
 @route_app.command("fit")
 def route_fit(
-    run_dir: Path = typer.Argument(..., help="A run directory (or PostgreSQL URL)."),
+    run_dir: str = typer.Argument(..., help="A run directory, or a postgresql:// database."),
     out: Path = typer.Option(Path("router.json"), "--out", "-o", help="Where to save it."),
     objective: str = typer.Option("score", help="score, budget or tradeoff."),
     cost: str = typer.Option("tokens", help="tokens, latency or energy."),
@@ -117,7 +117,7 @@ def route_fit(
     with user_errors():
         goal = _objective(objective, cost, limit, lam)
         how = _method(method)
-        samples = load_samples(str(run_dir), cost=goal.cost, model=model)
+        samples = load_samples(run_dir, cost=goal.cost, model=model)
         _report(samples, how, goal, folds, k)
         router = fit(samples, how, goal, k=k)
         router.save(out)
@@ -127,13 +127,13 @@ def route_fit(
 @route_app.command("eval")
 def route_eval(
     router_file: Path = typer.Argument(..., help="A router saved by `route fit`."),
-    run_dir: Path = typer.Argument(..., help="Another run with the router's arms."),
+    run_dir: str = typer.Argument(..., help="Another run with the router's arms (or database)."),
     model: str | None = typer.Option(None, help="The model, where the run holds several."),
 ) -> None:
     """Score a saved router on another run's stored results."""
     with user_errors():
         router = load_router(router_file)
-        samples = load_samples(str(run_dir), cost=router.objective.cost, model=model)
+        samples = load_samples(run_dir, cost=router.objective.cost, model=model)
         missing = [a for a in router.arms if a not in samples.arms]
         if missing:
             raise ConfigError(f"{run_dir}: lacks the router's arms {', '.join(missing)}")

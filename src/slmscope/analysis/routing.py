@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from slmscope.analysis.stats import bootstrap_ci
-from slmscope.analysis.tables import frame
+from slmscope.analysis.tables import SEPARATOR, frame
 from slmscope.errors import ConfigError, UserError
 from slmscope.paradigms.router import (
     MIN_SUPPORT,
@@ -44,7 +44,6 @@ from slmscope.tasks.record import Problem
 CvMode = Literal["sample", "dataset"]
 COST_COLUMN = {"tokens": "total_tokens", "latency": "latency_s", "energy": "energy_j"}
 MIN_SAMPLES = 10  # samples every arm answered, below which a router is not fitted
-SEP = "·"
 
 
 @dataclass
@@ -74,7 +73,7 @@ class Samples:
 
 def arm_name(paradigm: str, harness: str) -> str:
     """An arm as the router names it: `base`, or a paradigm with its harness (`single·act`)."""
-    return paradigm if harness in ("none", "") else f"{paradigm}{SEP}{harness}"
+    return paradigm if harness in ("none", "") else f"{paradigm}{SEPARATOR}{harness}"
 
 
 def _problems(

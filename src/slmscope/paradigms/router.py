@@ -19,9 +19,8 @@ A router is saved as a small versioned JSON file naming the runs it came from.
 from __future__ import annotations
 
 import json
-import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -216,7 +215,3 @@ def load_router(path: Path) -> Router:
     if router.method not in METHODS or router.fixed not in router.arms:
         raise ConfigError(f"{path}: unknown method {router.method!r} or fixed arm {router.fixed!r}")
     return router
-
-
-def mean(values: Sequence[float]) -> float:
-    return math.fsum(values) / len(values) if values else math.nan

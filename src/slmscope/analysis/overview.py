@@ -57,7 +57,7 @@ def paradigm_table(results: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
                 "paradigm": paradigm,
                 "n": len(group),
                 "datasets": group["dataset"].nunique(),
-                "nrq": 0.0
+                "nrq": (0.0 if not math.isnan(score) else math.nan)
                 if paradigm == "base"
                 else (float(usable["nrq"].mean()) if len(usable) else math.nan),
                 "nrq_pairs": len(usable),
@@ -193,9 +193,11 @@ def _cost_key(row: pd.Series) -> tuple[float, float]:
 def recommend(results: pd.DataFrame, *, seed: int = 0, min_pairs: int = 5) -> list[Recommendation]:
     """Per model and task type: the cheapest paradigm whose score is not shown to be below the
     best one's (paired bootstrap on the shared samples: the difference's 95% interval reaches
-    0), with the numbers and how sure that is."""
+    0), with the numbers and how sure that is. Rows without a score (served traffic) have no
+    say."""
     out: list[Recommendation] = []
-    for (model, task_type), group in results.groupby(["model", "task_type"], sort=False):
+    scored = results[results["score"].notna()]
+    for (model, task_type), group in scored.groupby(["model", "task_type"], sort=False):
         stats = (
             group.groupby("paradigm", sort=False)
             .agg(

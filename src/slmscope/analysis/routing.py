@@ -24,8 +24,9 @@ import numpy as np
 import pandas as pd
 
 from slmscope.analysis.stats import bootstrap_ci
-from slmscope.analysis.tables import SEPARATOR, frame
+from slmscope.analysis.tables import frame
 from slmscope.errors import ConfigError, UserError
+from slmscope.paradigms.base import arm_name
 from slmscope.paradigms.router import (
     MIN_SUPPORT,
     CostName,
@@ -69,11 +70,6 @@ class Samples:
             self.model,
             self.runs,
         )
-
-
-def arm_name(paradigm: str, harness: str) -> str:
-    """An arm as the router names it: `base`, or a paradigm with its harness (`single·act`)."""
-    return paradigm if harness in ("none", "") else f"{paradigm}{SEPARATOR}{harness}"
 
 
 def _problems(
@@ -120,6 +116,12 @@ def load_samples(run_dir: Source, *, cost: str = "tokens", model: str | None = N
             f"{run_dir}: name one model with --model (the run has {', '.join(models)})"
         )
     results = results[results["model"] == chosen].copy()
+    if results["score"].isna().all():
+        raise UserError(
+            f"{run_dir}: no sample of {chosen} has a score "
+            "(served traffic has no reference to score against)"
+        )
+    results = results[results["score"].notna()].copy()
     results["content"] = results["content"].fillna("")  # stored before fingerprints
     results["arm"] = [
         arm_name(p, h) for p, h in zip(results["paradigm"], results["harness"], strict=True)
@@ -292,6 +294,7 @@ def cost_at_equal_quality(
     *,
     cost: CostName = "tokens",
     mode: CvMode = "sample",
+    n_folds: int = 5,
     k: int = 10,
     seed: int = 0,
 ) -> dict[str, Any] | None:
@@ -305,7 +308,9 @@ def cost_at_equal_quality(
     found: dict[str, Any] | None = None
     for step in (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0):
         objective = Objective("tradeoff", cost, lam=step * unit)
-        chosen = cross_choices(samples, method, objective, mode=mode, k=k, seed=seed)
+        chosen = cross_choices(
+            samples, method, objective, mode=mode, n_folds=n_folds, k=k, seed=seed
+        )
         score, spent = outcome_of(samples, chosen)
         if score.mean() >= best_score - 1e-12 and (found is None or spent.mean() < found["cost"]):
             found = {

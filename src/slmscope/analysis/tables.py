@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from slmscope.analysis.stats import bootstrap_ci, macro_f1, mcc, mcnemar_exact, paired_bootstrap
+from slmscope.paradigms.base import SEPARATOR
 from slmscope.runs.records import RESULT_COLUMNS, STEP_COLUMNS, Record
 from slmscope.runs.stores import Source, open_existing
 
@@ -67,9 +68,6 @@ def load_steps(run_dir: Source) -> pd.DataFrame:
         return arms(frame(steps, STEP_COLUMNS))
     finally:
         store.close()
-
-
-SEPARATOR = "·"
 
 
 def arms(frame: pd.DataFrame) -> pd.DataFrame:
@@ -164,9 +162,11 @@ def nrq(summary: pd.DataFrame, *, floor: float = NRQ_FLOOR) -> pd.DataFrame:
 
 
 def nrq_by_paradigm(summary: pd.DataFrame, *, floor: float = NRQ_FLOOR) -> pd.DataFrame:
-    """NRQ averaged over models and datasets per paradigm (base is 0 by definition)."""
+    """NRQ averaged over models and datasets per paradigm (base is 0 by definition, where
+    there is a score at all: served traffic has none)."""
     table = nrq(summary, floor=floor)
-    rows = [{"paradigm": "base", "nrq": 0.0, "pairs": 0, "flagged": 0}]
+    base = 0.0 if summary["score"].notna().any() else math.nan
+    rows = [{"paradigm": "base", "nrq": base, "pairs": 0, "flagged": 0}]
     for paradigm, group in table.groupby("paradigm", sort=False):
         usable = group[~group["base_near_zero"]]
         rows.append(

@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from slmscope.analysis.stats import bootstrap_ci, bootstrap_diff
-from slmscope.analysis.tables import SEPARATOR, arms
+from slmscope.analysis.tables import arms
+from slmscope.paradigms.base import arm_name
 
 IDLE_SHARE = 0.2  # an arm acting on fewer than a fifth of its samples did not act
 CONSTANT_SHARE = 0.9  # one answer to at least this share of (at least 3) samples: a constant
@@ -113,7 +114,7 @@ def idle_arms(table: pd.DataFrame, threshold: float = IDLE_SHARE) -> list[dict[s
     for row in table.to_dict("records"):
         if not row["acted"] < threshold:
             continue
-        arm = f"{row['paradigm_name']}{SEPARATOR}{row['harness']}"
+        arm = arm_name(row["paradigm_name"], row["harness"])
         who = f"{arm} ({row['model']})" if several else arm
         found.append(
             {

@@ -115,7 +115,7 @@ class SweepView:
                     visible=planned > skipped,
                 )
             case SampleDone(result=r, done=done, todo=todo):
-                self.score += r.score
+                self.score += r.score or 0.0
                 self.failed += r.outcome != "ok"
                 since, count = self.per_model.get(r.model, (self.last, 0))
                 self.per_model[r.model] = (since, count + 1)

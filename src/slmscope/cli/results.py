@@ -21,6 +21,7 @@ from slmscope.analysis import (
     tool_use,
 )
 from slmscope.analysis.overview import paradigm_table
+from slmscope.analysis.router_verdict import Figures, router_figures
 from slmscope.analysis.tables import load, load_steps, stale_count
 from slmscope.cli.app import app, console, say, user_errors
 from slmscope.errors import ConfigError
@@ -32,6 +33,7 @@ from slmscope.report.terminal import (
     harness_summary,
     paradigm_summary,
     results_table,
+    router_line,
     score_matrix,
 )
 from slmscope.report.terminal_tools import tool_use_notes, tool_use_summary
@@ -39,11 +41,16 @@ from slmscope.runs.store_pg import is_database_url, redacted
 from slmscope.runs.stores import Source, open_existing
 
 
-def print_summary(results: pd.DataFrame, steps: pd.DataFrame | None = None) -> None:
+def print_summary(
+    results: pd.DataFrame,
+    steps: pd.DataFrame | None = None,
+    routers: Sequence[Figures] = (),
+) -> None:
     """Per dataset (one table of scores with intervals, or a score matrix when paradigms are
-    compared), then the paradigms' quality and cost, then the harnesses' where there are
-    several, then the agents' tool use where any arm had tools (with warnings for arms that
-    did not act or answered one label)."""
+    compared), then the paradigms' quality and cost, then a line per model on the router
+    (`routers`, judged by router_figures), then the harnesses' where there are several, then
+    the agents' tool use where any arm had tools (with warnings for arms that did not act or
+    answered one label)."""
     if results.empty:
         return
     results = arms(results)
@@ -53,6 +60,9 @@ def print_summary(results: pd.DataFrame, steps: pd.DataFrame | None = None) -> N
         console.print(paradigm_summary(paradigm_table(results)))
     else:
         console.print(results_table(summary))
+    for figures in routers:
+        line = router_line(figures, several=len(routers) > 1)
+        console.print(line, highlight=False, soft_wrap=True)
     if results.loc[results["harness"] != "none", "harness"].nunique() > 1:
         console.print(harness_summary(harness_effect(results, steps), harness_flips(results)))
     print_tool_use(results)
@@ -74,14 +84,20 @@ def source_of(text: str) -> Source:
     return text if is_database_url(text) else Path(text)
 
 
-def write_report_of(run_dirs: Sequence[Source], html: Path | None) -> None:
+def write_report_of(
+    run_dirs: Sequence[Source],
+    html: Path | None,
+    routers: Sequence[Sequence[Figures]] | None = None,
+) -> None:
+    """Write the report (see write_report; `routers`: per run, the router figures already
+    judged) and say where."""
     for source in run_dirs:
         if stale := stale_count(source):
             say(
                 f"{redacted(str(source))}: {stale} stored sample(s) no longer match their data "
                 "(their rows changed): left out of the tables and the report"
             )
-    info = write_report(run_dirs, html)
+    info = write_report(run_dirs, html, routers=routers)
     console.print(
         escape(
             f"report: {info.path} ({info.samples} samples, {info.bytes / 1e6:.1f} MB, "
@@ -106,13 +122,15 @@ def report(
         if len(run_dirs) > 2:
             raise ConfigError("report takes one run directory, or two to compare")
         sources = [source_of(s) for s in run_dirs]
+        routers = []
         for source in sources:
             frame = load(source)
             if frame.empty:
                 raise ConfigError(f"{redacted(str(source))}: the run holds no results yet")
             say(f"{redacted(str(source))}:")
-            print_summary(frame, load_steps(source))
-        write_report_of(sources, html)
+            routers.append(router_figures(source, frame))
+            print_summary(frame, load_steps(source), routers[-1])
+        write_report_of(sources, html, routers)
 
 
 @app.command()

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import typer
 from rich.table import Table
 
-from slmscope.analysis.routing import (
-    CvMode,
-    Samples,
-    comparison,
-    cost_at_equal_quality,
-    cross_choices,
-    fit,
-    load_samples,
-)
+from slmscope.analysis.router_verdict import judge, number, saved_text
+from slmscope.analysis.routing import CvMode, Samples, comparison, fit, load_samples
 from slmscope.cli.app import app, console, say, user_errors
 from slmscope.errors import ConfigError, UserError
 from slmscope.paradigms.router import COSTS, METHODS, CostName, Method, Objective, load_router
@@ -51,21 +42,17 @@ def _method(name: str) -> Method:
     return "type" if name == "type" else "features" if name == "features" else "knn"
 
 
-def _fmt(value: float, digits: int = 2) -> str:
-    return "-" if value is None or math.isnan(value) else f"{value:,.{digits}f}"
-
-
-def _table(title: str, rows: pd.DataFrame, info: dict[str, Any], cost: str) -> Table:
+def _table(title: str, rows: pd.DataFrame, best_fixed: str, cost: str) -> Table:
     table = Table(title=title, title_justify="left")
     for name in ("policy", "score [95% CI]", f"{cost} / sample [95% CI]"):
         table.add_column(name)
     for row in rows.to_dict("records"):
         policy = str(row["policy"])
-        mark = " (best fixed)" if policy == info["best_fixed"] else ""
+        mark = " (best fixed)" if policy == best_fixed else ""
         table.add_row(
             terminal_text(policy + mark),
-            f"{_fmt(row['score'])} [{_fmt(row['score_lo'])}, {_fmt(row['score_hi'])}]",
-            f"{_fmt(row['cost'], 1)} [{_fmt(row['cost_lo'], 1)}, {_fmt(row['cost_hi'], 1)}]",
+            f"{number(row['score'])} [{number(row['score_lo'])}, {number(row['score_hi'])}]",
+            f"{number(row['cost'], 1)} [{number(row['cost_lo'], 1)}, {number(row['cost_hi'], 1)}]",
         )
     return table
 
@@ -81,22 +68,16 @@ def _report(samples: Samples, method: Method, objective: Objective, folds: int, 
     )
     for mode, title in modes:
         try:
-            chosen = cross_choices(samples, method, objective, mode=mode, n_folds=folds, k=k)
+            verdict = judge(samples, method, objective, mode=mode, n_folds=folds, k=k)
         except UserError as err:
             say(f"cross-validation {title}: {err}")
             continue
-        rows, info = comparison(samples, chosen, objective)
-        console.print(_table(f"Router, cross-validated {title}", rows, info, objective.cost))
-        say(f"share of the oracle gap closed: {_fmt(info['gap_closed'])}")
-        saved = cost_at_equal_quality(samples, method, cost=objective.cost, mode=mode, k=k)
-        if saved is None:
-            say("no router setting reaches the best fixed arm's score at a lower cost")
-        else:
-            say(
-                f"at the best fixed arm's score ({saved['best_fixed']}): {_fmt(saved['cost'], 1)} "
-                f"{objective.cost} a sample, {_fmt(100 * saved['saved'], 0)}% saved "
-                f"(lambda {saved['lam']:.3g})"
-            )
+        table = _table(
+            f"Router, cross-validated {title}", verdict.rows, verdict.best_fixed, verdict.cost
+        )
+        console.print(table)
+        say(f"share of the oracle gap closed: {number(verdict.gap_closed)}")
+        say(saved_text(verdict))
 
 
 @route_app.command("fit")
@@ -149,6 +130,11 @@ def route_eval(
         chosen = [router.choose(p) for p in kept.problems]
         rows, info = comparison(kept, chosen, router.objective)
         console.print(
-            _table(f"Router {router_file.name} on {run_dir}", rows, info, router.objective.cost)
+            _table(
+                f"Router {router_file.name} on {run_dir}",
+                rows,
+                str(info["best_fixed"]),
+                router.objective.cost,
+            )
         )
-        say(f"share of the oracle gap closed: {_fmt(info['gap_closed'])}")
+        say(f"share of the oracle gap closed: {number(info['gap_closed'])}")

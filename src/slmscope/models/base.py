@@ -191,6 +191,10 @@ class BackendTimeout(BackendError):
     transient = True
 
 
+class BudgetSpent(BackendError):
+    """A request's token budget (over all its calls) is spent: no further call is made."""
+
+
 class ContextOverflow(BackendError):
     """The prompt (plus the tokens asked for) does not fit the model's context window."""
 

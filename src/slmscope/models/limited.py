@@ -1,5 +1,6 @@
-"""At most N calls in flight to one backend: a served model's slots. The time a call waits
-for a slot is recorded apart (`Timings.queue_s`), never in its latency."""
+"""Limits on a backend: at most N calls in flight (a served model's slots; the time a call
+waits for a slot is recorded apart, `Timings.queue_s`, never in its latency), and a budget of
+tokens over all the calls of one request (a served request's)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ import dataclasses
 import time
 from collections.abc import Sequence
 
-from slmscope.models.base import Backend, BackendInfo, Completion, GenerationConfig, Message
+from slmscope.models.base import (
+    Backend,
+    BackendInfo,
+    BudgetSpent,
+    Completion,
+    GenerationConfig,
+    Message,
+)
 
 
 class LimitedBackend:
@@ -39,3 +47,31 @@ class LimitedBackend:
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+class BudgetedBackend:
+    """One request's view of a backend: its calls together spend at most `tokens` (prompt and
+    completion). Each call may generate no more than what is left; once nothing is left, the
+    next call raises BudgetSpent (the paradigm ends the sample as a spent budget)."""
+
+    def __init__(self, inner: Backend, tokens: int) -> None:
+        if tokens < 1:
+            raise ValueError("a token budget must be at least 1")
+        self.inner, self.tokens, self.spent = inner, tokens, 0
+        self.name = inner.name
+
+    async def chat(self, messages: Sequence[Message], gen: GenerationConfig) -> Completion:
+        left = self.tokens - self.spent
+        if left <= 0:
+            raise BudgetSpent(f"the request's budget of {self.tokens} tokens is spent")
+        reply = await self.inner.chat(
+            messages, dataclasses.replace(gen, max_tokens=min(gen.max_tokens, left))
+        )
+        self.spent += reply.usage.total_tokens
+        return reply
+
+    async def describe(self) -> BackendInfo:
+        return await self.inner.describe()
+
+    async def aclose(self) -> None:
+        """The backend is the server's, not the request's: closing a request leaves it open."""

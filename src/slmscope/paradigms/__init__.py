@@ -9,7 +9,15 @@ from slmscope.errors import ConfigError
 from slmscope.models.base import Backend, GenerationConfig
 from slmscope.paradigms.acts import Acts, acts_of
 from slmscope.paradigms.agent_prompts import TOOL_MODES, ToolMode
-from slmscope.paradigms.base import NO_HARNESS, Base, OnStep, Paradigm, harness_label
+from slmscope.paradigms.base import (
+    NO_HARNESS,
+    Base,
+    OnStep,
+    Paradigm,
+    arm_name,
+    harness_label,
+    split_arm,
+)
 from slmscope.paradigms.fallback import Fallback
 from slmscope.paradigms.harness import DEFAULT_HARNESS, HARNESSES, Harness, harness_named
 from slmscope.paradigms.loop_records import AgentLimits
@@ -28,6 +36,7 @@ __all__ = [
     "AgentLimits",
     "Cost",
     "Harness",
+    "OnStep",
     "Paradigm",
     "ToolMode",
     "Trace",
@@ -35,6 +44,7 @@ __all__ = [
     "get_paradigm",
     "harness_label",
     "harness_named",
+    "serving_arms",
     "solve",
 ]
 
@@ -82,3 +92,32 @@ async def solve(
     paradigm, on a backend stack (models.stack), with each step passed to `on_step` as it is
     made. The Trace holds the answer and, through `Trace.cost()`, what it cost."""
     return await paradigm.solve(problem, backend, gen or GenerationConfig(), on_step=on_step)
+
+
+def serving_arms(
+    paradigm: str,
+    harness: str,
+    routed: Sequence[str] = (),
+    *,
+    limits: AgentLimits | None = None,
+    mode: ToolMode = "tags",
+) -> dict[str, Paradigm]:
+    """The paradigms a server answers with, by arm name: the configured `paradigm` under
+    `harness`; or, with a router, each arm it may choose (`routed`, each under its own harness
+    where it names one), an agent arm given a fallback to base where the configured paradigm
+    has one."""
+    configured = get_paradigm(paradigm, limits=limits, mode=mode, harness=harness)
+    if not routed:
+        return {arm_name(configured.name, harness_label(configured)): configured}
+    found: dict[str, Paradigm] = {}
+    for arm in routed:
+        name, own = split_arm(arm)
+        built = get_paradigm(name, limits=limits, mode=mode, harness=own or harness)
+        if (
+            isinstance(configured, Fallback)
+            and built.uses_tools
+            and not isinstance(built, Fallback)
+        ):
+            built = Fallback(built)
+        found[arm] = built
+    return found

@@ -10,6 +10,7 @@ from slmscope.models.base import (
     BackendError,
     BackendTimeout,
     BackendUnavailable,
+    BudgetSpent,
     ContextOverflow,
     GenerationConfig,
     Message,
@@ -24,6 +25,18 @@ OnStep = Callable[[Step], None]  # each step as it is made (streaming)
 # A trace this sweep already made for another paradigm on the same problem (None: not made).
 Given = Callable[[str], Awaitable[Trace | None]]
 NO_HARNESS = "none"  # what records call the harness of a paradigm that has none
+SEPARATOR = "·"  # between a paradigm and its harness in an arm's name: `single·act`
+
+
+def arm_name(paradigm: str, harness: str) -> str:
+    """An arm (a paradigm under a harness) as tables, routers and the server name it."""
+    return paradigm if harness in (NO_HARNESS, "") else f"{paradigm}{SEPARATOR}{harness}"
+
+
+def split_arm(arm: str) -> tuple[str, str | None]:
+    """The paradigm and harness an arm names (None: the arm names no harness)."""
+    paradigm, sep, harness = arm.partition(SEPARATOR)
+    return paradigm, harness if sep else None
 
 
 class Paradigm(Protocol):
@@ -58,6 +71,8 @@ def failed_call(err: BackendError) -> Outcome:
         return "context_overflow"
     if isinstance(err, BackendTimeout):
         return "timeout"
+    if isinstance(err, BudgetSpent):
+        return "max_steps"  # as a loop whose own token budget is spent
     return "backend_error"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import pandas as pd
@@ -76,9 +77,17 @@ def heatmap(per_type: pd.DataFrame, model: str, anchors: dict[tuple[str, str], s
     return fig
 
 
-def frontiers(table: pd.DataFrame) -> go.Figure:
+ROUTER_MARKS = {  # a marked point's kind: its marker and colour on the tokens panel
+    "router": {"symbol": "star-diamond", "color": "#d84315"},
+    "oracle": {"symbol": "hexagram-open", "color": "#111"},
+}
+
+
+def frontiers(table: pd.DataFrame, marks: pd.DataFrame | None = None) -> go.Figure:
     """Score against each cost, one point per model x paradigm, Pareto points ringed and
-    joined. A cost nobody measured (energy, here and there) gets no panel."""
+    joined. A cost nobody measured (energy, here and there) gets no panel. `marks` (model,
+    kind: router or oracle, name, score and tokens with their 95% intervals) are drawn on the
+    tokens panel, one trace per kind and model, with their intervals as error bars."""
     axes = [(c, t) for c, t in COST_AXES if table[c].notna().any()]
     fig = make_subplots(rows=1, cols=len(axes), subplot_titles=[t for _, t in axes])
     symbols = ["circle", "square", "diamond", "triangle-up", "x", "cross", "star"]
@@ -130,6 +139,8 @@ def frontiers(table: pd.DataFrame) -> go.Figure:
             row=1,
             col=col,
         )
+        if cost == "tokens_per_sample" and marks is not None:
+            _marks(fig, marks, col)
         fig.update_xaxes(title_text=title, type="log", row=1, col=col)
         fig.update_yaxes(title_text="score" if col == 1 else None, row=1, col=col)
     fig.update_layout(
@@ -138,6 +149,43 @@ def frontiers(table: pd.DataFrame) -> go.Figure:
         margin={"t": 80},
     )
     return fig
+
+
+def _marks(fig: go.Figure, marks: pd.DataFrame, col: int) -> None:
+    """The router and the oracle of each model as marked points with their intervals."""
+    seen: set[str] = set()  # one legend entry per kind, which shows or hides every model's
+    for (kind, model), mine in marks.groupby(["kind", "model"], sort=False):
+        style = ROUTER_MARKS[str(kind)]
+        name = str(mine["name"].iloc[0])
+        first, who = name not in seen, html.escape(str(model))
+        seen.add(name)
+        fig.add_trace(
+            go.Scatter(
+                x=mine["tokens"],
+                y=mine["score"],
+                mode="markers",
+                name=name,
+                legendgroup=name,
+                showlegend=first,
+                marker={"size": 15, "symbol": style["symbol"], "color": style["color"]},
+                error_y={
+                    "type": "data",
+                    "array": mine["score_hi"] - mine["score"],
+                    "arrayminus": mine["score"] - mine["score_lo"],
+                    "thickness": 1,
+                },
+                error_x={
+                    "type": "data",
+                    "array": mine["tokens_hi"] - mine["tokens"],
+                    "arrayminus": mine["tokens"] - mine["tokens_lo"],
+                    "thickness": 1,
+                },
+                hovertemplate=f"<b>{who}</b> · {name}<br>score %{{y:.3f}}"
+                "<br>tokens / sample %{x:,.0f}<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
 
 
 def outcome_bars(shares: pd.DataFrame) -> go.Figure:

@@ -2,7 +2,8 @@
 
 It shows the reference study's Table 2 for the run with intervals, a recommendation per task
 type, the agents' tool use (with a warning for each arm that did not act, and the arms that
-answered one label), quality-versus-cost frontiers, score heat maps, outcomes, the multi agent's
+answered one label), quality-versus-cost frontiers, a paradigm router judged out of fold against
+the fixed arms and the oracle (also on the frontier), score heat maps, outcomes, the multi agent's
 cost split, per-dataset results beside their label priors, and every sample with its trace,
 each table cell linking to its samples.
 Two run directories give a side-by-side comparison.
@@ -32,10 +33,12 @@ from slmscope.analysis.overview import (
     paradigm_table,
     recommend,
 )
+from slmscope.analysis.router_verdict import JUDGED, Figures, router_figures
 from slmscope.analysis.tables import load, load_runs, load_steps, summarize
 from slmscope.analysis.tool_use import idle_arms, prior_pairs, prior_texts, priors, tool_use
 from slmscope.errors import ConfigError
 from slmscope.report.charts import agent_split, frontiers, heatmap, outcome_bars
+from slmscope.report.router_section import router_section
 from slmscope.report.terminal import clip, with_ci
 from slmscope.runs.store_pg import is_database_url, redacted
 from slmscope.runs.stores import Source, label_of
@@ -163,9 +166,21 @@ def _div(fig: Any, div_id: str, post_script: str | None = None) -> str:
     return html
 
 
-def render(runs: list[RunData], *, seed: int = 0) -> tuple[str, int]:
-    """The page for one run (or a comparison of several), and how many samples it shows."""
+def routers_of(runs: Sequence[RunData], *, seed: int = 0) -> list[list[Figures]]:
+    """Per run, per model: the router judged on its stored results, or why it cannot be."""
+    return [router_figures(r.path, r.results, seed=seed) for r in runs]
+
+
+def render(
+    runs: list[RunData], *, seed: int = 0, routers: Sequence[Sequence[Figures]] | None = None
+) -> tuple[str, int]:
+    """The page for one run (or a comparison of several), and how many samples it shows.
+    `routers`: per run, the router figures already judged (routers_of); judged here if None."""
     results, steps = _labelled(runs)
+    router_sections, router_points = router_section(
+        [f"{r.label}: " if len(runs) > 1 else "" for r in runs],
+        routers if routers is not None else routers_of(runs, seed=seed),
+    )
     table = paradigm_table(results, seed=seed)
     per_dataset = summarize(results, seed=seed)
     per_dataset["id"] = [
@@ -197,7 +212,8 @@ def render(runs: list[RunData], *, seed: int = 0) -> tuple[str, int]:
     table["link"] = [
         anchor(m, p, "") for m, p in zip(table["model"], table["paradigm"], strict=True)
     ]
-    charts = {"frontiers": _div(frontiers(table), "chart-frontiers")}
+    marks = router_points if len(router_points) else None
+    charts = {"frontiers": _div(frontiers(table, marks), "chart-frontiers")}
     heatmaps = []
     for n, model in enumerate(dict.fromkeys(results["model"])):
         links = {
@@ -240,6 +256,8 @@ def render(runs: list[RunData], *, seed: int = 0) -> tuple[str, int]:
             else [],
             prior_texts=prior_texts(prior_pairs(found)) if not tools.empty else [],
             charts=charts,
+            routers=router_sections,
+            router_judged=JUDGED,
             heatmaps=heatmaps,
             samples=_samples(results, steps),
             comparison=compare_runs(runs[0].results, runs[1].results, seed=seed)
@@ -304,16 +322,21 @@ def _ci(row: dict[str, Any], key: str, lo: str, hi: str, spec: str = ".2f") -> s
 
 
 def write_report(
-    run_dirs: Sequence[Source], html: Path | None = None, *, seed: int = 0
+    run_dirs: Sequence[Source],
+    html: Path | None = None,
+    *,
+    seed: int = 0,
+    routers: Sequence[Sequence[Figures]] | None = None,
 ) -> ReportInfo:
     """Write the report of one run directory (or compare two) to `html`, by default
-    RUN_DIR/report.html; returns where, how many samples, and how long it took."""
+    RUN_DIR/report.html; returns where, how many samples, and how long it took. `routers`:
+    per run directory, the router figures already judged (judged here if None)."""
     start = time.perf_counter()
     labels = [label_of(p) for p in run_dirs]
     if len(set(labels)) < len(labels):  # two run folders of the same name
         labels = [f"{name} ({n})" for n, name in enumerate(labels, 1)]
     runs = [read_run(p, label) for p, label in zip(run_dirs, labels, strict=True)]
-    page, samples = render(runs, seed=seed)
+    page, samples = render(runs, seed=seed, routers=routers)
     if html is None and is_database_url(run_dirs[0]):
         raise ConfigError("a report of a database needs --html PATH")
     target = html or Path(run_dirs[0]) / "report.html"

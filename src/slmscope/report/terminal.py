@@ -8,12 +8,15 @@ import pandas as pd
 from rich import box
 from rich.table import Table
 
+from slmscope.analysis.router_verdict import Figures, Refused, number
 from slmscope.report.escaping import terminal_text
 
 
 def with_ci(value: float, low: float, high: float, spec: str = ".2f", sep: str = ", ") -> str:
     """A value with its interval, e.g. `0.42 [0.32, 0.52]`; the value alone where the
-    interval is missing or empty."""
+    interval is missing or empty; `-` where there is no value (served traffic has no score)."""
+    if math.isnan(value):
+        return "-"
     if math.isnan(low) or math.isnan(high) or low == high:
         return format(value, spec)
     return f"{value:{spec}} [{low:{spec}}{sep}{high:{spec}}]"
@@ -35,7 +38,8 @@ def results_table(summary: pd.DataFrame) -> Table:
     several, mixed = len(models) > 1, len(paradigms) > 1
     title = "Results" + ("" if several or not models else f": {terminal_text(models[0])}")
     title += "" if mixed or not paradigms else f", {terminal_text(paradigms[0])}"
-    table = Table(title=title, caption="score [95% bootstrap CI]; ok = completion rate")
+    caption = "score [95% bootstrap CI] (-: served traffic, no reference); ok = completion rate"
+    table = Table(title=title, caption=caption)
     if several:
         table.add_column("model", no_wrap=True)
     if mixed:
@@ -120,7 +124,8 @@ def score_matrix(summary: pd.DataFrame) -> Table:
         row.append(terminal_text(dataset.removeprefix("builtin:")))
         for paradigm in paradigms:
             cell = cells.get((model, dataset, paradigm))
-            row.append(f"{cell['score']:.2f} ok {cell['completion_rate']:.0%}" if cell else "")
+            shown = "-" if cell is None or math.isnan(cell["score"]) else f"{cell['score']:.2f}"
+            row.append(f"{shown} ok {cell['completion_rate']:.0%}" if cell else "")
         table.add_row(*row)
     return table
 
@@ -172,3 +177,20 @@ def harness_summary(table: pd.DataFrame, flips: list[dict[str, object]]) -> Tabl
             _delta(float(g["vs_base"]), float(g["vs_base_lo"]), float(g["vs_base_hi"])),
         )
     return out
+
+
+def router_line(figures: Figures, *, several: bool = False) -> str:
+    """One line on the router judged on a model's samples (markup escaped), e.g.
+    `router (cross-validated by sample): 0.43 vs best fixed base 0.39, oracle 0.60; gap closed
+    0.20`, or why none could be judged. `several`: name the model (a run of several)."""
+    head = "router (cross-validated by sample): "
+    if several:
+        head = f"{figures.model}: {head}"
+    if isinstance(figures, Refused):
+        return terminal_text(f"{head}not judged: {figures.reason}")
+    best = figures.best_fixed
+    return terminal_text(
+        f"{head}{number(figures.score_of('router'))} vs best fixed {best} "
+        f"{number(figures.score_of('arm', best))}, oracle {number(figures.score_of('oracle'))}; "
+        f"gap closed {number(figures.gap_closed)}"
+    )

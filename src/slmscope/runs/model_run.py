@@ -8,6 +8,7 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,26 +71,68 @@ def model_record(
     }
 
 
+@dataclass(frozen=True)
+class Named:
+    """What names a sample's records: its run, cell, model, arm and problem."""
+
+    run_id: str
+    key: str
+    model: str
+    paradigm: str
+    harness: str
+    dataset: str
+    task_type: str
+    sample_id: str
+
+    @classmethod
+    def of(cls, run_id: str, cell: Cell) -> Named:
+        t = cell.task
+        return cls(
+            run_id, cell.key, cell.model, cell.paradigm, cell.harness, t.dataset, t.task_type, t.id
+        )
+
+
 def result_of(run_id: str, cell: Cell, trace: Trace, wall_s: float) -> Result:
-    """The sample's Result: its score joined with its trace's cost. Its latency is its wall
-    time less the time its calls waited for a free slot (`queue_s`); a replayed call took no
-    time now, so the sample keeps the time that call took when made."""
-    task, cost, acts = cell.task, trace.cost(), acts_of(trace)
-    return Result(
-        run_id=run_id,
-        cell_key=cell.key,
-        model=cell.model,
-        paradigm=cell.paradigm,
-        harness=cell.harness,
-        dataset=task.dataset,
-        task_type=task.task_type,
-        sample_id=task.id,
+    """The sample's Result: its score joined with its trace's cost."""
+    task = cell.task
+    return record_of(
+        Named.of(run_id, cell),
+        trace,
+        wall_s,
+        score=score(task, trace.final_answer),
+        gold=task.gold,
         content=task.fingerprint(),
+    )
+
+
+def record_of(
+    named: Named,
+    trace: Trace,
+    wall_s: float,
+    *,
+    score: float | None,
+    gold: str,
+    content: str | None,
+) -> Result:
+    """A sample's Result (a served request's has no score). Its latency is its wall time less
+    the time its calls waited for a free slot (`queue_s`); a replayed call took no time now,
+    so the sample keeps the time that call took when made."""
+    cost, acts = trace.cost(), acts_of(trace)
+    return Result(
+        run_id=named.run_id,
+        cell_key=named.key,
+        model=named.model,
+        paradigm=named.paradigm,
+        harness=named.harness,
+        dataset=named.dataset,
+        task_type=named.task_type,
+        sample_id=named.sample_id,
+        content=content,
         outcome=trace.outcome,
         agent_outcome=trace.agent_outcome,
-        score=score(task, trace.final_answer),
+        score=score,
         final_answer=trace.final_answer,
-        gold=task.gold,
+        gold=gold,
         prompt_tokens=cost.prompt_tokens,
         completion_tokens=cost.completion_tokens,
         cached_tokens=cost.cached_tokens,
@@ -117,16 +160,16 @@ def result_of(run_id: str, cell: Cell, trace: Trace, wall_s: float) -> Result:
     )
 
 
-def steps_of(run_id: str, cell: Cell, trace: Trace) -> list[StepRecord]:
+def steps_of(named: Named, trace: Trace) -> list[StepRecord]:
     return [
         StepRecord(
-            run_id=run_id,
-            cell_key=cell.key,
-            model=cell.model,
-            paradigm=cell.paradigm,
-            harness=cell.harness,
-            dataset=cell.task.dataset,
-            sample_id=cell.task.id,
+            run_id=named.run_id,
+            cell_key=named.key,
+            model=named.model,
+            paradigm=named.paradigm,
+            harness=named.harness,
+            dataset=named.dataset,
+            sample_id=named.sample_id,
             agent=s.agent,
             turn=s.turn,
             repair=s.repair,
@@ -274,7 +317,7 @@ async def run_model(
             # Its own time, plus the time its reused parts took when they ran (not the wait).
             wall = time.perf_counter() - start - waited + reused
             done.finished(cell, trace, wall)
-            emit(result_of(run_id, cell, trace, wall), steps_of(run_id, cell, trace))
+            emit(result_of(run_id, cell, trace, wall), steps_of(Named.of(run_id, cell), trace))
 
         slots = stack.limited.slots
         try:

@@ -31,7 +31,7 @@ class Result:
     task_type: str
     sample_id: str
     outcome: str
-    score: float
+    score: float | None  # None: a served request, which has no reference to score against
     gold: str
     prompt_tokens: int
     completion_tokens: int

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import socket
 import statistics
@@ -93,24 +94,31 @@ async def phase(url: str, asks: list[dict[str, Any]], clients: int, n: int) -> d
     """`n` requests from `clients` concurrent clients; requests/s and latency percentiles."""
     todo = iter(range(n))
     latencies: list[float] = []
-    async with httpx.AsyncClient(timeout=600) as client:
+    layer: list[float] = []  # slmscope's side: the time outside its own answer (HTTP, JSON)
+    # A new connection per request on both sides: llama-server may close an idle keep-alive
+    # connection just as the client reuses it.
+    fresh = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(timeout=600, limits=fresh) as client:
 
         async def worker() -> None:
             for i in todo:
                 body = asks[i % len(asks)]
                 start = time.perf_counter()
                 async with client.stream("POST", url, json=body) as reply:
-                    async for _ in reply.aiter_bytes():
-                        pass
+                    data = b"".join([part async for part in reply.aiter_bytes()])
                     if reply.status_code != 200:
                         raise SystemExit(f"{url}: HTTP {reply.status_code}")
                 latencies.append(time.perf_counter() - start)
+                if not body.get("stream"):
+                    answered = json.loads(data)["slmscope"]["cost"]["latency_s"]
+                    layer.append(latencies[-1] - answered)
 
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(clients)))
         wall = time.perf_counter() - start
     q = statistics.quantiles(latencies, n=20)
-    return {"rps": n / wall, "p50": statistics.median(latencies), "p95": q[18]}
+    found = {"rps": n / wall, "p50": statistics.median(latencies), "p95": q[18]}
+    return found | ({"layer": statistics.median(layer)} if layer else {})
 
 
 def main() -> None:
@@ -166,9 +174,11 @@ def main() -> None:
             for side, m in med.items():
                 print(f"{clients:>7} {side:>9} {m['rps']:7.2f} {m['p50']:7.3f} {m['p95']:7.3f}")
             added = med["slmscope"]["p50"] / med["bare"]["p50"] - 1
+            layer = statistics.median(r["layer"] for r in got["slmscope"]) * 1000
             print(
                 f"{clients:>7} {'added':>9} p50 {added:+.1%}, "
-                f"req/s {med['slmscope']['rps'] / med['bare']['rps'] - 1:+.1%}"
+                f"req/s {med['slmscope']['rps'] / med['bare']['rps'] - 1:+.1%}; "
+                f"{layer:.1f} ms a request outside slmscope's own answer (HTTP, JSON)"
             )
 
 

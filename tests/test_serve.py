@@ -243,3 +243,30 @@ def test_a_real_agent_streams_each_turn_then_its_answer(smol_path: Path, tmp_pat
     assert finish == ["stop" if record["outcome"] == "ok" else finish[0]]
     assert (text != "") == (record["outcome"] == "ok")
     print(f"agent: {record['outcome']}, {len(steps)} calls, {record['tool_calls']} tools, {text!r}")
+
+
+def test_served_in_front_of_llama_server_with_its_slots(
+    parallel_server: str, tmp_path: Path
+) -> None:
+    """The model run by llama-server (4 slots): slmscope's base paradigm in front of it sends
+    its calls there, up to 4 at once, and reports the server's own token counts."""
+    args = ["-m", SMOL, "-p", "base", "--base-url", parallel_server, "--slots", "4"]
+    with serve_process(tmp_path, *args, "--turn-tokens", "24") as server:
+        ready = httpx.get(f"{server.base}/ready", timeout=10).json()
+
+        async def four() -> list[httpx.Response]:
+            async with httpx.AsyncClient(timeout=120) as client:
+                return await asyncio.gather(
+                    *(
+                        client.post(f"{server.v1}/chat/completions", json={**ASK, "seed": n})
+                        for n in range(4)
+                    )
+                )
+
+        replies = asyncio.run(four())
+    assert ready["backend"].startswith("openai:") and parallel_server in ready["backend"]
+    assert [r.status_code for r in replies] == [200] * 4
+    for r in replies:
+        body = r.json()
+        assert body["slmscope"]["outcome"] == "ok" and body["usage"]["prompt_tokens"] > 0
+        assert body["slmscope"]["cost"]["energy_method"] != "estimate"  # not this process's work

@@ -75,7 +75,7 @@ def serve(
             base_url=base_url,
             upstream_key=os.environ.get("SLMSCOPE_API_KEY"),
             n_ctx=n_ctx,
-            n_threads=threads,
+            n_threads=threads or os.cpu_count(),
             slots=slots,
             max_running=max_running,
             max_waiting=max_waiting,

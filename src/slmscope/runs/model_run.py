@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from slmscope.metering.energy import EnergyMeter, NvmlMeter, open_meter
 from slmscope.metering.memory import peak_rss_mb
@@ -71,6 +71,16 @@ def model_record(
     }
 
 
+class Where(TypedDict):
+    run_id: str
+    cell_key: str
+    model: str
+    paradigm: str
+    harness: str
+    dataset: str
+    sample_id: str
+
+
 @dataclass(frozen=True)
 class Named:
     """What names a sample's records: its run, cell, model, arm and problem."""
@@ -83,6 +93,18 @@ class Named:
     dataset: str
     task_type: str
     sample_id: str
+
+    def where(self) -> Where:
+        """The fields a Result and its StepRecords share."""
+        return {
+            "run_id": self.run_id,
+            "cell_key": self.key,
+            "model": self.model,
+            "paradigm": self.paradigm,
+            "harness": self.harness,
+            "dataset": self.dataset,
+            "sample_id": self.sample_id,
+        }
 
     @classmethod
     def of(cls, run_id: str, cell: Cell) -> Named:
@@ -119,14 +141,8 @@ def record_of(
     so the sample keeps the time that call took when made."""
     cost, acts = trace.cost(), acts_of(trace)
     return Result(
-        run_id=named.run_id,
-        cell_key=named.key,
-        model=named.model,
-        paradigm=named.paradigm,
-        harness=named.harness,
-        dataset=named.dataset,
+        **named.where(),
         task_type=named.task_type,
-        sample_id=named.sample_id,
         content=content,
         outcome=trace.outcome,
         agent_outcome=trace.agent_outcome,
@@ -163,13 +179,7 @@ def record_of(
 def steps_of(named: Named, trace: Trace) -> list[StepRecord]:
     return [
         StepRecord(
-            run_id=named.run_id,
-            cell_key=named.key,
-            model=named.model,
-            paradigm=named.paradigm,
-            harness=named.harness,
-            dataset=named.dataset,
-            sample_id=named.sample_id,
+            **named.where(),
             agent=s.agent,
             turn=s.turn,
             repair=s.repair,

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
+from starlette.background import BackgroundTask
 
 from slmscope.errors import UserError
 from slmscope.models.base import Backend
@@ -120,6 +121,7 @@ def create_app(config: ServeConfig, backend: Backend | None = None) -> FastAPI:
                 sse_events(service, asked, problem, place, state, arrived),
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+                background=BackgroundTask(place.leave),  # a client gone before the first byte
             )
         try:
             async with place:

@@ -69,6 +69,12 @@ class Metrics:
             ["model_name"],
             registry=r,
         ).labels(model)
+        self.unrecorded = Counter(
+            "slmscope:request_unrecorded",
+            "Answered requests the traffic store could not take (see the server's log).",
+            ["model_name"],
+            registry=r,
+        ).labels(model)
         self.router = Counter(
             "slmscope:router_choice",
             "Arms the router chose.",

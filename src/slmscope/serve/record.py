@@ -45,7 +45,8 @@ class Recorder:
                 )
             run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}-served"
             here = {**fingerprint(), "host": socket.gethostname(), "pid": os.getpid()}
-            spec = {SERVED: service.config.public(), "models": [service.config.model]}
+            settings = service.config.public() | {"record": store.name}  # no password
+            spec = {SERVED: settings, "models": [service.config.model]}
             store.start_run(
                 run_id,
                 now(),

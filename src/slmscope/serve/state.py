@@ -76,4 +76,8 @@ def done(state: State, served: Served, arrived: float) -> None:
     if served.routed:
         m.router.labels(m.model, served.arm).inc()
     if state.recorder is not None:
-        state.recorder.write(served)
+        try:
+            state.recorder.write(served)
+        except UserError as err:  # the answer stands; the store's fault is the operator's
+            state.metrics.unrecorded.inc()
+            log.error("error: request %s not recorded: %s", served.request_id, err)

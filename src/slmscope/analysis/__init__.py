@@ -14,6 +14,7 @@ analysis.idle_arms(analysis.tool_use(results))     # agent arms that acted on un
 analysis.priors(results)                          # top answer share, majority and chance scores
 analysis.prior_pairs(analysis.priors(results))    # differences between constants: label priors
 analysis.prior_texts(pairs)                       # those pairs in words, one per dataset
+analysis.router_figures("runs/quickstart", results)  # a cross-validated router per model
 """
 
 from slmscope.analysis.harness import harness_effect, harness_flips
@@ -24,6 +25,7 @@ from slmscope.analysis.overview import (
     pareto_front,
     recommend,
 )
+from slmscope.analysis.router_verdict import router_figures
 from slmscope.analysis.tables import (
     arms,
     compare,
@@ -57,6 +59,7 @@ __all__ = [
     "prior_texts",
     "priors",
     "recommend",
+    "router_figures",
     "summarize",
     "tool_use",
 ]

@@ -5,21 +5,34 @@ answer, the router's choice per request, and the per-request budgets of tokens a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
+import pytest
 from typer.testing import CliRunner
 
 from conftest import ScriptedBackend
 from serving import read_metrics, serve_in_thread, total
 from slmscope.cli import app
-from slmscope.models.base import BadResponse, Completion, GenerationConfig, Message
+from slmscope.errors import ConfigError
+from slmscope.metering.usage import Timings, Usage
+from slmscope.models.base import (
+    BadResponse,
+    Completion,
+    ContextOverflow,
+    GenerationConfig,
+    Message,
+)
 from slmscope.paradigms.router import Objective, Router
+from slmscope.runs.store import Store
+from slmscope.serve.record import Recorder
 from slmscope.serve.service import ServeConfig
 
 CALC = '<action>{"tool": "calculator", "input": {"expression": "1784 - 1495"}}</action>'
@@ -27,9 +40,9 @@ ANSWER = "<final_answer>289</final_answer>"
 QUESTION = "Revenue was 1,784 in 2023 and 1,495 in 2022. By how much did it grow?"
 
 
-def ask(base: str, **extra: Any) -> httpx.Response:
+def ask(base: str, timeout: float = 60, **extra: Any) -> httpx.Response:
     body = {"model": "scripted", "messages": [{"role": "user", "content": QUESTION}], **extra}
-    return httpx.post(f"{base}/v1/chat/completions", json=body, timeout=60)
+    return httpx.post(f"{base}/v1/chat/completions", json=body, timeout=timeout)
 
 
 def test_the_fallback_answers_when_the_agent_fails() -> None:
@@ -117,7 +130,10 @@ def test_a_request_token_budget_ends_the_agent_and_says_so() -> None:
 
 
 class Slow(ScriptedBackend):
+    started = 0  # calls begun (a cancelled one never reaches the script)
+
     async def chat(self, messages: Sequence[Message], gen: GenerationConfig) -> Completion:
+        self.started += 1
         await asyncio.sleep(2)
         return await super().chat(messages, gen)
 
@@ -132,3 +148,73 @@ def test_a_request_wall_budget_ends_it_as_a_timeout() -> None:
     assert reply["choices"][0]["finish_reason"] == "length"
     assert reply["slmscope"]["cost"]["latency_s"] < 1.5
     assert total(metrics, "slmscope:request_outcome_total{harness=strict,outcome=timeout") == 1
+
+
+def test_a_reply_cut_by_its_token_limit_finishes_with_length() -> None:
+    cut = Completion(
+        text="The cat was",
+        usage=Usage(prompt_tokens=30, completion_tokens=3),
+        timings=Timings(latency_s=0.01, ttft_s=0.005, decode_tps=300.0),
+        finish_reason="length",
+    )
+    config = ServeConfig(model="scripted", paradigm="base")
+    with serve_in_thread(config, ScriptedBackend([cut])) as base:
+        reply = ask(base, max_tokens=3).json()
+    assert reply["choices"][0]["finish_reason"] == "length"
+    assert reply["choices"][0]["message"]["content"] == "The cat was"
+
+
+def test_what_no_request_can_make_a_500_of() -> None:
+    """A key in another script, a route that is not there, a prompt over the window, a bug
+    in a backend: each an OpenAI error object, and the server goes on."""
+    backend = ScriptedBackend(
+        [ContextOverflow("prompt of 9000 tokens > 4096"), OverflowError("bug"), "fine"]
+    )
+    config = ServeConfig(model="scripted", paradigm="base", api_keys=("clé",))
+    with serve_in_thread(config, backend) as base:
+        chat = f"{base}/v1/chat/completions"
+        body = {"model": "scripted", "messages": [{"role": "user", "content": QUESTION}]}
+        for header in ("Bearer cl\xe9".encode("latin-1"), "Bearer é".encode(), b"Bearer"):
+            wrong = httpx.post(chat, json=body, headers={"Authorization": header})
+            assert wrong.status_code == 401, header
+        key = {"Authorization": "bearer clé".encode()}  # the scheme in any case, the key in UTF-8
+        missing = httpx.get(f"{base}/v1/completions", headers=key)
+        assert missing.status_code == 404 and missing.json()["error"]["message"] == "Not Found"
+        overflow = httpx.post(chat, json=body, headers=key)
+        assert overflow.status_code == 400
+        assert overflow.json()["error"]["code"] == "context_length_exceeded"
+        crash = httpx.post(chat, json=body, headers=key)
+        assert crash.status_code == 500 and crash.json()["error"]["type"] == "server_error"
+        fine = httpx.post(chat, json=body, headers=key)
+        assert fine.status_code == 200 and fine.json()["choices"][0]["message"]["content"]
+
+
+def test_a_client_gone_before_its_answer_stops_its_agent_and_frees_its_place() -> None:
+    backend = Slow([CALC, ANSWER, CALC, ANSWER])
+    config = ServeConfig(model="scripted", paradigm="single", harness="strict", max_running=1)
+    with serve_in_thread(config, backend) as base:
+        with contextlib.suppress(httpx.TimeoutException):
+            ask(base, timeout=0.5)
+        time.sleep(3)  # the first call (2 s) ends; the agent must not make a second one
+        ready = httpx.get(f"{base}/ready").json()
+        metrics = read_metrics(base)
+    assert ready["running"] == 0 and ready["waiting"] == 0
+    assert metrics["slmscope:request_refused_total{status=499}"] == 1
+    assert backend.started == 1 and not backend.calls  # stopped in its first call
+    assert total(metrics, "slmscope:request_outcome_total") == 0
+
+
+def test_recording_into_an_experiments_store_is_refused_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    """Even where the experiment's spec mentions the word (its data folder is `/data/served`)."""
+    store = Store(tmp_path / "run", writer=True)
+    spec = {"models": ["m"], "data_dir": "/data/served"}
+    store.start_run("r1", "2026-12-03", spec=spec, versions={}, machine={}, models={})
+    store.close()
+    lock = (tmp_path / "run" / ".writer.lock").read_bytes()
+    with pytest.raises(ConfigError, match=r"holds an experiment's runs \(r1\)"):
+        Recorder.check(str(tmp_path / "run"))
+    assert (tmp_path / "run" / ".writer.lock").read_bytes() == lock
+    Recorder.check(str(tmp_path / "new"))  # a new folder is fine, and not made yet
+    assert not (tmp_path / "new").exists()

@@ -23,12 +23,14 @@ def test_the_last_user_message_is_asked_and_what_came_before_is_its_context() ->
             {"role": "user", "content": "Revenue was 1,784."},
             {"role": "assistant", "content": "Noted."},
             {"role": "user", "content": [{"type": "text", "text": "By how much did it grow?"}]},
+            {"role": "system", "content": "Answer in dollars."},
         ]
     )
     problem = asked.problem("r1")
     assert problem.prompt == "By how much did it grow?"
     assert problem.context == (
         "Instructions: Answer as an auditor.\n\nUser: Revenue was 1,784.\n\nAssistant: Noted."
+        "\n\nInstructions: Answer in dollars."
     )
     assert (problem.task_type, problem.answer.kind, problem.dataset) == ("qa", "free", "served")
     assert not asked.declared_type

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from slmscope.paradigms import DEFAULT_HARNESS, serving_arms
 from slmscope.paradigms.router import load_router
 
 KEYS_ENV = "SLMSCOPE_SERVE_API_KEYS"  # comma-separated, where --api-key is not given
+CONNECTION_SPARE = 32
 
 
 @app.command()
@@ -55,6 +57,7 @@ def serve(
             import uvicorn
 
             from slmscope.serve.app import create_app
+            from slmscope.serve.record import Recorder
             from slmscope.serve.service import ServeConfig
         except ImportError as err:
             raise ConfigError(
@@ -91,6 +94,8 @@ def serve(
         if routed is not None and routed.model and routed.model != model:
             raise ConfigError(f"{router}: fitted on {routed.model!r}, not on the served {model!r}")
         serving_arms(paradigm, harness, routed.arms if routed else ())
+        if record:
+            Recorder.check(record)
         card = resolve(model, base_url=base_url)
         if card.abilities().needs_weights and not card.is_installed():
             progress, report = pull_progress()
@@ -99,10 +104,16 @@ def serve(
         if not keys and host not in ("127.0.0.1", "localhost", "::1"):
             say(f"warning: serving on {host} with no API key", err=True)
         logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+        # On SIGTERM every request admitted is answered: the queue drains at max_running a
+        # time, each request within its wall-time budget.
+        drain = request_seconds * (1 + math.ceil(max_waiting / max_running)) + 30
         uvicorn.run(
             create_app(config),
             host=host,
             port=port,
             log_level="info",
-            timeout_graceful_shutdown=int(request_seconds) + 30,
+            timeout_graceful_shutdown=math.ceil(drain),
+            # Connections beyond the admitted requests (and a few for /health, /metrics) get
+            # a 503 from uvicorn: slow clients cannot hold every file descriptor.
+            limit_concurrency=max_running + max_waiting + CONNECTION_SPARE,
         )

@@ -50,24 +50,37 @@ class LimitedBackend:
 
 
 class BudgetedBackend:
-    """One request's view of a backend: its calls together spend at most `tokens` (prompt and
-    completion). Each call may generate no more than what is left; once nothing is left, the
-    next call raises BudgetSpent (the paradigm ends the sample as a spent budget)."""
+    """One request's view of a backend: its calls together spend at most `tokens`, prompt and
+    completion. A call is made only if the budget still holds its prompt (estimated as the
+    previous call's: a conversation only grows) and at least one more token; it may generate no
+    more than what is left. The first call's prompt is known only once it is made, so a
+    request may overrun by that much. Once nothing is left, the next call raises BudgetSpent
+    (the paradigm ends the sample as a spent budget). It also notes when the request's first
+    token came and how its last call ended (`length`: cut by its token limit)."""
 
     def __init__(self, inner: Backend, tokens: int) -> None:
         if tokens < 1:
             raise ValueError("a token budget must be at least 1")
         self.inner, self.tokens, self.spent = inner, tokens, 0
         self.name = inner.name
+        self.last_prompt = 0
+        self.first_token_at: float | None = None  # time.perf_counter() of the first token
+        self.last_finish: str | None = None
 
     async def chat(self, messages: Sequence[Message], gen: GenerationConfig) -> Completion:
-        left = self.tokens - self.spent
+        left = self.tokens - self.spent - self.last_prompt
         if left <= 0:
             raise BudgetSpent(f"the request's budget of {self.tokens} tokens is spent")
+        start = time.perf_counter()
         reply = await self.inner.chat(
             messages, dataclasses.replace(gen, max_tokens=min(gen.max_tokens, left))
         )
+        if self.first_token_at is None:
+            t = reply.timings
+            self.first_token_at = start + t.queue_s + (t.ttft_s or t.latency_s)
         self.spent += reply.usage.total_tokens
+        self.last_prompt = reply.usage.prompt_tokens
+        self.last_finish = reply.finish_reason
         return reply
 
     async def describe(self) -> BackendInfo:

@@ -22,12 +22,17 @@ def is_database_url(target: object) -> bool:
 
 
 def redacted(url: str) -> str:
-    """The URL without its password, to name the store in messages and records."""
+    """The URL without its password (in its user part or as a `password=` parameter), to
+    name the store in messages and records."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@")
+    query = "&".join(
+        f"{key}=***" if key.lower() == "password" else f"{key}={value}" if sep else key
+        for key, sep, value in (item.partition("=") for item in parts.query.split("&") if item)
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 class PostgresStore(SqlStore):

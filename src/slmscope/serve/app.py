@@ -12,27 +12,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import ValidationError
 from starlette.background import BackgroundTask
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from slmscope.errors import UserError
 from slmscope.models.base import Backend
 from slmscope.serve.gate import Full
 from slmscope.serve.metrics import CONTENT_TYPE
 from slmscope.serve.protocol import ChatRequest, completion_body, error_body
-from slmscope.serve.service import ServeConfig, Service
+from slmscope.serve.service import ServeConfig, Served, Service
 from slmscope.serve.state import Refusal, State, done
-from slmscope.serve.stream import finish_reason, sse_events, usage_of
+from slmscope.serve.stream import finish_reason, sse_events, unanswerable, usage_of
 
 log = logging.getLogger("slmscope.serve")
+BODY_SECONDS = 30.0  # a body not fully sent by then gets a 408
+WATCH_SECONDS = 0.5  # how often a non-streamed request checks that its client is still there
+CLOSED = 499  # the client closed the connection first (as nginx counts it)
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """JSON in ASCII: model output may hold anything, a lone surrogate included."""
+    return Response(json.dumps(body), status, headers, media_type="application/json")
 
 
 def create_app(config: ServeConfig, backend: Backend | None = None) -> FastAPI:
@@ -52,17 +64,26 @@ def create_app(config: ServeConfig, backend: Backend | None = None) -> FastAPI:
     app = FastAPI(title="slmscope", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.slmscope = state
 
-    def refused(err: Refusal) -> JSONResponse:
+    def refused(err: Refusal) -> Response:
         state.metrics.refuse(err.status)
-        body = error_body(str(err), err.kind, err.code)
-        return JSONResponse(body, status_code=err.status, headers=err.headers)
+        return json_response(error_body(str(err), err.kind, err.code), err.status, err.headers)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, err: HTTPException) -> Response:
+        return refused(Refusal(err.status_code, str(err.detail), "invalid_request_error"))
+
+    @app.exception_handler(Exception)
+    async def crashed(_: Request, err: Exception) -> Response:
+        log.exception("error: a bug in slmscope answered a request with 500")
+        return refused(Refusal(500, f"internal error: {type(err).__name__}", "server_error"))
 
     def authorize(request: Request) -> None:
         if not config.api_keys:
             return
-        given = request.headers.get("authorization", "")
-        token = given.removeprefix("Bearer ").strip() if given.startswith("Bearer ") else ""
-        if not any(secrets.compare_digest(token, key) for key in config.api_keys):
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        bearer = scheme.lower() == "bearer"
+        given = token.strip().encode("latin-1") if bearer else b""  # the header's own bytes
+        if not any(secrets.compare_digest(given, key.encode()) for key in config.api_keys):
             raise Refusal(
                 401,
                 "a valid API key is required (Authorization: Bearer KEY)",
@@ -75,11 +96,11 @@ def create_app(config: ServeConfig, backend: Backend | None = None) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/ready")
-    async def ready() -> JSONResponse:
+    async def ready() -> Response:
         if state.service is None:
             status = "failed" if state.failed else "loading"
-            return JSONResponse({"status": status, "error": state.failed}, status_code=503)
-        return JSONResponse({"status": "ready", **state.service.ready(), **state.gate.counts()})
+            return json_response({"status": status, "error": state.failed}, 503)
+        return json_response({"status": "ready", **state.service.ready(), **state.gate.counts()})
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -88,13 +109,13 @@ def create_app(config: ServeConfig, backend: Backend | None = None) -> FastAPI:
         return Response(state.metrics.exposition(), media_type=CONTENT_TYPE)
 
     @app.get("/v1/models")
-    async def models(request: Request) -> JSONResponse:
+    async def models(request: Request) -> Response:
         try:
             authorize(request)
         except Refusal as err:
             return refused(err)
         card = {"id": config.model, "object": "model", "created": 0, "owned_by": "slmscope"}
-        return JSONResponse({"object": "list", "data": [card]})
+        return json_response({"object": "list", "data": [card]})
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
@@ -110,10 +131,14 @@ def create_app(config: ServeConfig, backend: Backend | None = None) -> FastAPI:
             return refused(err)
         except ValueError as err:
             return refused(Refusal(400, str(err), "invalid_request_error"))
+        except ClientDisconnect:
+            return refused(Refusal(CLOSED, "the client went away", "invalid_request_error"))
         try:
             place = state.gate.enter()
         except Full as full:
-            busy = Refusal(429, "the server is at capacity; retry later", "rate_limit_exceeded")
+            busy = Refusal(
+                429, "the server is at capacity; retry later", "rate_limit_exceeded", "busy"
+            )
             busy.headers["Retry-After"] = str(full.retry_after)
             return refused(busy)
         if asked.stream:
@@ -124,11 +149,15 @@ def create_app(config: ServeConfig, backend: Backend | None = None) -> FastAPI:
                 background=BackgroundTask(place.leave),  # a client gone before the first byte
             )
         try:
-            async with place:
-                served = await service.answer(asked, problem)
+            served = await watched(request, service, asked, problem, place)
         except UserError as err:  # the backend is gone: nothing was answered
             return refused(Refusal(503, str(err), "unavailable", "backend_unavailable"))
+        if served is None:
+            return refused(Refusal(CLOSED, "the client went away", "invalid_request_error"))
         done(state, served, arrived)
+        why = unanswerable(served)
+        if why is not None:
+            return json_response({**error_body(*why), "slmscope": served.extension()}, 400)
         body_out = completion_body(
             problem.id,
             config.model,
@@ -137,21 +166,49 @@ def create_app(config: ServeConfig, backend: Backend | None = None) -> FastAPI:
             usage_of(served),
             served.extension(),
         )
-        return JSONResponse(body_out)
+        return json_response(body_out)
 
     return app
 
 
+async def watched(
+    request: Request, service: Service, asked: ChatRequest, problem: Any, place: Any
+) -> Served | None:
+    """The answer, or None where the client went away first: its agent is stopped then (a
+    model call under way on the embedded backend still runs to its end)."""
+    async with place:
+        task = asyncio.create_task(service.answer(asked, problem))
+        try:
+            while True:
+                finished, _ = await asyncio.wait({task}, timeout=WATCH_SECONDS)
+                if finished:
+                    return task.result()
+                if await request.is_disconnected():
+                    return None
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+
+
 async def read_body(request: Request, limit: int) -> bytes:
+    too_big = Refusal(413, f"the request body is over {limit} bytes", "invalid_request_error")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise Refusal(413, f"the request body is over {limit} bytes", "invalid_request_error")
+        raise too_big
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Refusal(413, f"the request body is over {limit} bytes", "invalid_request_error")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(BODY_SECONDS):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise too_big
+                chunks.append(chunk)
+    except TimeoutError:
+        raise Refusal(
+            408, f"the request body took over {BODY_SECONDS:g} s", "invalid_request_error"
+        ) from None
     return b"".join(chunks)
 
 

@@ -2,10 +2,11 @@
 request may carry, the Problem a request becomes, and the response and stream chunks.
 
 A request becomes a Problem with nothing of a gold in it (a served request has none): its last
-user message is the prompt; earlier messages (a system message, earlier turns) are its
-context. What the router would want to know, the request may declare in `slmscope`: the task
-type, the choices, the answer format. Without it the problem is an open question (`qa`, free
-answer) and the router works from the text alone.
+user message is the prompt; every other message (a system message, earlier turns, an
+instruction after the question), in order, is its context. What the router would want to
+know, the request may declare in `slmscope`: the task type, the choices, the answer format.
+Without it the problem is an open question (`qa`, free answer) and the router works from the
+text alone.
 """
 
 from __future__ import annotations
@@ -102,8 +103,8 @@ class ChatRequest(BaseModel):
         last = users[-1]
         before = [
             f"{'Instructions' if role in ('system', 'developer') else role.title()}: {text}"
-            for role, text in texts[:last]
-            if text.strip()
+            for n, (role, text) in enumerate(texts)
+            if n != last and text.strip()
         ]
         hints = self.slmscope or Hints()
         task_type = hints.task_type or UNDECLARED_TYPE

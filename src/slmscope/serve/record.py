@@ -9,6 +9,7 @@ and an experiment's tables (made before served rows existed) require one.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import uuid
@@ -20,7 +21,7 @@ from slmscope.metering.machine import fingerprint
 from slmscope.paradigms import harness_label
 from slmscope.runs.executor import versions
 from slmscope.runs.model_run import Named, now, record_of, steps_of
-from slmscope.runs.store import SqlStore
+from slmscope.runs.store import DB_NAME, SqlStore, Store
 from slmscope.runs.store_pg import PostgresStore, is_database_url
 from slmscope.runs.stores import open_store
 from slmscope.serve.service import Served, Service
@@ -33,16 +34,26 @@ class Recorder:
         self.store, self.run_id, self.model = store, run_id, model
         self.written = 0
 
+    @staticmethod
+    def check(target: str) -> None:
+        """Refuse, in one line and before anything is written, a target that holds an
+        experiment's runs (a folder is only read here; a new one is left to be made)."""
+        if is_database_url(target):
+            store: SqlStore = PostgresStore(target)
+        elif (Path(target) / DB_NAME).is_file():
+            store = Store.open(Path(target))
+        else:
+            return
+        try:
+            _refuse_experiments(store)
+        finally:
+            store.close()
+
     @classmethod
     def open(cls, target: str, service: Service) -> Recorder:
         store = PostgresStore(target) if is_database_url(target) else open_store(Path(target))
         try:
-            foreign = [r["run_id"] for r in store.runs() if SERVED not in (r.get("spec") or "")]
-            if foreign:
-                raise ConfigError(
-                    f"--record {store.name}: it holds an experiment's runs ({foreign[0]}); "
-                    "record served traffic in a folder or database of its own"
-                )
+            _refuse_experiments(store)
             run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}-served"
             here = {**fingerprint(), "host": socket.gethostname(), "pid": os.getpid()}
             settings = service.config.public() | {"record": store.name}  # no password
@@ -79,3 +90,16 @@ class Recorder:
     def close(self) -> None:
         self.store.finish_run(self.run_id, now(), "finished")
         self.store.close()
+
+
+def _refuse_experiments(store: SqlStore) -> None:
+    for run in store.runs():
+        try:
+            spec = json.loads(run.get("spec") or "{}")
+        except json.JSONDecodeError:
+            spec = {}
+        if not isinstance(spec, dict) or SERVED not in spec:
+            raise ConfigError(
+                f"--record {store.name}: it holds an experiment's runs ({run['run_id']}); "
+                "record served traffic in a folder or database of its own"
+            )

@@ -84,6 +84,7 @@ class Served:
     wall_s: float
     started: float  # time.perf_counter() when the request began being answered
     first_token_s: float | None  # from `started` to the first token of its first call
+    cut: bool = False  # its last model call was cut by its token limit
 
     @property
     def fallback_taken(self) -> bool:
@@ -200,17 +201,13 @@ class Service:
             seed=request.seed if request.seed is not None else 0,
         )
         steps: list[Step] = []
-        first: list[float] = []
-        started = time.perf_counter()
 
         def made(step: Step) -> None:
-            if not first and step.timings is not None:
-                first.append(time.perf_counter() - started - step.timings.latency_s)
-                first[0] += step.timings.ttft_s or 0.0
             steps.append(step)
             if on_step is not None:
                 on_step(step)
 
+        started = time.perf_counter()
         budgeted = BudgetedBackend(self.stack.backend, tokens)
         try:
             async with asyncio.timeout(seconds):
@@ -219,6 +216,7 @@ class Service:
             error = f"the request's wall-time budget of {seconds:g} s is spent"
             trace = Trace(tuple(steps), None, "timeout", error, tools=())
         wall = time.perf_counter() - started
+        first = budgeted.first_token_at
         return Served(
             request_id,
             problem,
@@ -228,5 +226,6 @@ class Service:
             routed,
             wall,
             started,
-            first[0] if first else None,
+            None if first is None else first - started,
+            cut=budgeted.last_finish == "length",
         )

@@ -42,10 +42,11 @@ class State:
 
     async def load(self) -> None:
         try:
-            self.service = await Service.open(self.config, self.backend)
+            service = await Service.open(self.config, self.backend)
             if self.config.record:
-                self.recorder = Recorder.open(self.config.record, self.service)
-            log.info("ready: %s", json.dumps(self.service.ready()))
+                self.recorder = Recorder.open(self.config.record, service)
+            self.service = service  # ready only once the recorder is too
+            log.info("ready: %s", json.dumps(service.ready()))
         except UserError as err:
             self.failed = str(err)
             log.error("error: %s", err)
@@ -78,6 +79,6 @@ def done(state: State, served: Served, arrived: float) -> None:
     if state.recorder is not None:
         try:
             state.recorder.write(served)
-        except UserError as err:  # the answer stands; the store's fault is the operator's
+        except Exception as err:  # the answer stands; the store's fault is the operator's
             state.metrics.unrecorded.inc()
             log.error("error: request %s not recorded: %s", served.request_id, err)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,14 +20,26 @@ from slmscope.serve.service import Served, Service
 from slmscope.serve.state import State, done
 from slmscope.tasks.record import Problem
 
+log = logging.getLogger("slmscope.serve")
 BUDGET_ENDS = ("max_steps", "timeout")
 _PIECES = re.compile(r"\s*\S+")
 
 
 def finish_reason(served: Served) -> str:
-    """`length` where a budget ended the request before an answer, else `stop`."""
+    """`length` where the last model call was cut by its token limit, or a budget ended the
+    request before an answer; else `stop`."""
     trace = served.trace
-    return "length" if trace.final_answer is None and trace.outcome in BUDGET_ENDS else "stop"
+    spent = trace.final_answer is None and trace.outcome in BUDGET_ENDS
+    return "length" if served.cut or spent else "stop"
+
+
+def unanswerable(served: Served) -> tuple[str, str, str] | None:
+    """An error (message, type, code) where the request could not be answered at all because
+    of what it asked: its conversation does not fit the model's context window."""
+    trace = served.trace
+    if trace.final_answer is None and trace.outcome == "context_overflow":
+        return (f"{trace.error}", "invalid_request_error", "context_length_exceeded")
+    return None
 
 
 def usage_of(served: Served) -> dict[str, Any]:
@@ -49,7 +62,9 @@ def step_note(step: Step) -> dict[str, Any]:
 
 
 def event(body: dict[str, Any]) -> bytes:
-    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n".encode()
+    """One server-sent event; JSON in ASCII, so no model output can end the frame (or be a
+    lone surrogate that cannot be encoded)."""
+    return f"data: {json.dumps(body)}\n\n".encode()
 
 
 async def sse_events(
@@ -77,7 +92,18 @@ async def sse_events(
                 yield event(error_body(str(err), "unavailable", "backend_unavailable"))
                 yield b"data: [DONE]\n\n"
                 return
+            except Exception as err:  # a bug: the stream still ends as a stream
+                log.exception("error: a bug in slmscope ended a stream")
+                state.metrics.refuse(500)
+                yield event(error_body(f"internal error: {type(err).__name__}", "server_error"))
+                yield b"data: [DONE]\n\n"
+                return
         done(state, served, arrived)
+        why = unanswerable(served)
+        if why is not None:
+            yield event({**error_body(*why), "slmscope": served.extension()})
+            yield b"data: [DONE]\n\n"
+            return
         for piece in _PIECES.findall(served.trace.final_answer or ""):
             yield event(chunk_body(rid, model, {"content": piece}))
         yield event(

@@ -160,8 +160,8 @@ def test_served_requests_are_recorded_without_a_reference(server: Server) -> Non
         store.close()
 
 
-def test_sigterm_answers_every_request_in_flight(smol_path: Path, tmp_path: Path) -> None:
-    args = ["-m", SMOL, "-p", "base", "--threads", "2", "--max-running", "3"]
+def test_sigterm_answers_every_request_running_or_queued(smol_path: Path, tmp_path: Path) -> None:
+    args = ["-m", SMOL, "-p", "base", "--threads", "2", "--max-running", "1"]  # 2 queued
     args += ["--turn-tokens", "200", "--record", str(tmp_path / "traffic")]
     with serve_process(tmp_path, *args) as server:
         replies: list[httpx.Response] = []

@@ -121,7 +121,7 @@ def test_the_router_beats_the_best_fixed_arm_in_the_report(tmp_path: Path) -> No
     line = next(x for x in output.splitlines() if x.startswith("router"))
     assert line == (
         f"router (cross-validated by sample): 1.00 vs best fixed single {single:.2f}, "
-        "oracle 1.00; gap closed 1.00"
+        "oracle 1.00; gap closed 1.00; best arm per dataset 1.00, its gap closed 1.00"
     )
     table_end = output.index("Paradigms")
     assert output.index(line) > table_end  # after the results table

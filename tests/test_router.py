@@ -4,9 +4,11 @@ with known outcomes, no model calls."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -18,6 +20,8 @@ from slmscope.paradigms.router import Objective, Router, load_router
 from slmscope.runs.records import Result
 from slmscope.runs.store import Store
 from slmscope.tasks import load_tasks
+from slmscope.tasks.answer_format import AnswerFormat
+from slmscope.tasks.record import Problem
 
 WINS = {"table_qa": "single", "credit_scoring": "single", "bankruptcy": "multi"}
 ARMS = (("base", "none"), ("single", "act"), ("multi", "act"))
@@ -73,6 +77,7 @@ def test_a_router_recovers_the_best_arm_of_each_task_type(tmp_path: Path) -> Non
         scores = dict(zip(table["policy"], table["score"], strict=True))
         assert scores["router"] == scores["oracle"] == 1.0, method
         assert info["best_fixed"] == "base" and info["gap_closed"] == 1.0
+        assert info["dataset_oracle"] == 1.0 and info["dataset_gap_closed"] == 1.0
     # A budget that only base fits: the router never picks an agent.
     cheap = fit(samples, "type", Objective("budget", "tokens", limit=500))
     assert {cheap.choose(p) for p in samples.problems} == {"base"}
@@ -152,3 +157,21 @@ def test_route_fit_saves_a_router_that_route_eval_scores(tmp_path: Path) -> None
     out.write_text("{not json")
     broken = runner.invoke(app, ["route", "eval", str(out), str(tmp_path / "run")])
     assert broken.exit_code == 2 and "not a router file" in broken.output
+
+
+def test_the_oracle_of_constant_answers_is_no_bound_for_a_router() -> None:
+    """Two arms that answer one label each to every sample of a binary dataset (right on half,
+    on the other half): the oracle per sample scores 1.00, the best arm per dataset 0.50, and
+    a router that keeps the best fixed arm closes none of either gap."""
+    problems = [
+        Problem(f"h{n}", "d", "classification", "Up?", AnswerFormat("label", ("yes", "no")))
+        for n in range(6)
+    ]
+    yes = [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]
+    score = pd.DataFrame({"base": yes, "single·act": [1.0 - v for v in yes]})
+    cost = pd.DataFrame({"base": [100.0] * 6, "single·act": [900.0] * 6})
+    samples = routing.Samples(problems, score, cost, "m", ("r",))
+    table, info = comparison(samples, ["base"] * 6, Objective())
+    scores = dict(zip(table["policy"], table["score"], strict=True))
+    assert scores["oracle"] == 1.0 and info["dataset_oracle"] == 0.5
+    assert info["gap_closed"] == 0.0 and math.isnan(info["dataset_gap_closed"])

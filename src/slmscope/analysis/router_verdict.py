@@ -54,6 +54,8 @@ class Verdict:
     rows: pd.DataFrame  # comparison(): router, each fixed arm, oracle; score and cost with CIs
     best_fixed: str
     gap_closed: float  # (router - best fixed) / (oracle - best fixed); NaN where no gap
+    dataset_oracle: float  # the score of the best arm per dataset, chosen afterwards
+    dataset_gap_closed: float  # (router - best fixed) / (dataset_oracle - best fixed)
     saved: dict[str, Any] | None  # cost_at_equal_quality(), None where no setting reaches it
 
     def records(self) -> list[dict[str, Any]]:
@@ -134,6 +136,8 @@ def judge(
         rows=rows,
         best_fixed=str(info["best_fixed"]),
         gap_closed=float(info["gap_closed"]),
+        dataset_oracle=float(info["dataset_oracle"]),
+        dataset_gap_closed=float(info["dataset_gap_closed"]),
         saved=saved,
     )
 

@@ -77,6 +77,10 @@ def _report(samples: Samples, method: Method, objective: Objective, folds: int, 
         )
         console.print(table)
         say(f"share of the oracle gap closed: {number(verdict.gap_closed)}")
+        say(
+            f"the best arm per dataset, chosen afterwards: {number(verdict.dataset_oracle)}; "
+            f"share of its gap closed: {number(verdict.dataset_gap_closed)}"
+        )
         say(saved_text(verdict))
 
 
@@ -138,3 +142,7 @@ def route_eval(
             )
         )
         say(f"share of the oracle gap closed: {number(info['gap_closed'])}")
+        say(
+            f"the best arm per dataset, chosen afterwards: {number(info['dataset_oracle'])}; "
+            f"share of its gap closed: {number(info['dataset_gap_closed'])}"
+        )

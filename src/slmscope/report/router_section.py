@@ -36,6 +36,8 @@ def router_section(
                     "cost": f.cost,
                     "rows": rows,
                     "gap_closed": f.gap_closed,
+                    "dataset_oracle": f.dataset_oracle,
+                    "dataset_gap_closed": f.dataset_gap_closed,
                     "saved": saved_text(f),
                 }
             )

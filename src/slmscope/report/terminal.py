@@ -182,7 +182,8 @@ def harness_summary(table: pd.DataFrame, flips: list[dict[str, object]]) -> Tabl
 def router_line(figures: Figures, *, several: bool = False) -> str:
     """One line on the router judged on a model's samples (markup escaped), e.g.
     `router (cross-validated by sample): 0.43 vs best fixed base 0.39, oracle 0.60; gap closed
-    0.20`, or why none could be judged. `several`: name the model (a run of several)."""
+    0.20; best arm per dataset 0.47, its gap closed 0.50`, or why none could be judged.
+    `several`: name the model (a run of several)."""
     head = "router (cross-validated by sample): "
     if several:
         head = f"{figures.model}: {head}"
@@ -192,5 +193,6 @@ def router_line(figures: Figures, *, several: bool = False) -> str:
     return terminal_text(
         f"{head}{number(figures.score_of('router'))} vs best fixed {best} "
         f"{number(figures.score_of('arm', best))}, oracle {number(figures.score_of('oracle'))}; "
-        f"gap closed {number(figures.gap_closed)}"
+        f"gap closed {number(figures.gap_closed)}; best arm per dataset "
+        f"{number(figures.dataset_oracle)}, its gap closed {number(figures.dataset_gap_closed)}"
     )

@@ -29,12 +29,13 @@ from starlette.requests import ClientDisconnect
 
 from slmscope.errors import UserError
 from slmscope.models.base import Backend
-from slmscope.serve.gate import Full
+from slmscope.serve.gate import Full, Place
 from slmscope.serve.metrics import CONTENT_TYPE
 from slmscope.serve.protocol import ChatRequest, completion_body, error_body
 from slmscope.serve.service import ServeConfig, Served, Service
 from slmscope.serve.state import Refusal, State, done
 from slmscope.serve.stream import finish_reason, sse_events, unanswerable, usage_of
+from slmscope.tasks.record import Problem
 
 log = logging.getLogger("slmscope.serve")
 BODY_SECONDS = 30.0  # a body not fully sent by then gets a 408
@@ -172,7 +173,7 @@ def create_app(config: ServeConfig, backend: Backend | None = None) -> FastAPI:
 
 
 async def watched(
-    request: Request, service: Service, asked: ChatRequest, problem: Any, place: Any
+    request: Request, service: Service, asked: ChatRequest, problem: Problem, place: Place
 ) -> Served | None:
     """The answer, or None where the client went away first: its agent is stopped then (a
     model call under way on the embedded backend still runs to its end)."""

@@ -3,6 +3,8 @@ registry of the server's own (two servers in one process do not share counts).""
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -15,71 +17,55 @@ class Metrics:
     def __init__(self, model: str) -> None:
         self.registry = CollectorRegistry()
         self.model = model
-        r = self.registry
-        self.running = Gauge(
-            "slmscope:num_requests_running",
-            "Requests being answered now.",
-            ["model_name"],
-            registry=r,
-        ).labels(model)
-        self.waiting = Gauge(
-            "slmscope:num_requests_waiting",
-            "Requests queued for a free place.",
-            ["model_name"],
-            registry=r,
-        ).labels(model)
-        self.outcomes = Counter(
+
+        def counter(name: str, doc: str, *labels: str) -> Counter:
+            return Counter(name, doc, ["model_name", *labels], registry=self.registry)
+
+        def gauge(name: str, doc: str) -> Any:
+            return Gauge(name, doc, ["model_name"], registry=self.registry).labels(model)
+
+        def histogram(name: str, doc: str) -> Any:
+            made = Histogram(
+                name, doc, ["model_name"], buckets=LATENCY_BUCKETS, registry=self.registry
+            )
+            return made.labels(model)
+
+        self.running = gauge("slmscope:num_requests_running", "Requests being answered now.")
+        self.waiting = gauge("slmscope:num_requests_waiting", "Requests queued for a free place.")
+        self.outcomes = counter(
             "slmscope:request_outcome",
             "Requests answered, by the arm (paradigm and harness) that answered and its outcome.",
-            ["model_name", "paradigm", "harness", "outcome"],
-            registry=r,
+            "paradigm",
+            "harness",
+            "outcome",
         )
-        self.refused = Counter(
+        self.refused = counter(
             "slmscope:request_refused",
             "Requests refused before any model call, by HTTP status.",
-            ["model_name", "status"],
-            registry=r,
+            "status",
         )
-        self.prompt_tokens = Counter(
-            "slmscope:prompt_tokens", "Prompt tokens over all calls.", ["model_name"], registry=r
+        self.router = counter("slmscope:router_choice", "Arms the router chose.", "arm")
+        self.prompt_tokens = counter(
+            "slmscope:prompt_tokens", "Prompt tokens over all calls."
         ).labels(model)
-        self.generation_tokens = Counter(
-            "slmscope:generation_tokens",
-            "Generated tokens over all calls.",
-            ["model_name"],
-            registry=r,
+        self.generation_tokens = counter(
+            "slmscope:generation_tokens", "Generated tokens over all calls."
         ).labels(model)
-        self.ttft = Histogram(
-            "slmscope:time_to_first_token_seconds",
-            "From the request's arrival to the first token of its first model call.",
-            ["model_name"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        ).labels(model)
-        self.e2e = Histogram(
-            "slmscope:e2e_request_latency_seconds",
-            "From the request's arrival to its last byte.",
-            ["model_name"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        ).labels(model)
-        self.fallbacks = Counter(
+        self.fallbacks = counter(
             "slmscope:fallback_taken",
             "Agent requests answered by the base model after the agent failed.",
-            ["model_name"],
-            registry=r,
         ).labels(model)
-        self.unrecorded = Counter(
+        self.unrecorded = counter(
             "slmscope:request_unrecorded",
             "Answered requests the traffic store could not take (see the server's log).",
-            ["model_name"],
-            registry=r,
         ).labels(model)
-        self.router = Counter(
-            "slmscope:router_choice",
-            "Arms the router chose.",
-            ["model_name", "arm"],
-            registry=r,
+        self.ttft = histogram(
+            "slmscope:time_to_first_token_seconds",
+            "From the request's arrival to the first token of its first model call.",
+        )
+        self.e2e = histogram(
+            "slmscope:e2e_request_latency_seconds",
+            "From the request's arrival to its answer, before the response is written.",
         )
 
     def refuse(self, status: int) -> None:

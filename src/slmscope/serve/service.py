@@ -17,7 +17,7 @@ from typing import Any
 
 from slmscope.metering.energy import open_meter
 from slmscope.models import Backend, open_backend
-from slmscope.models.base import BackendInfo, GenerationConfig
+from slmscope.models.base import GenerationConfig
 from slmscope.models.catalog import resolve
 from slmscope.models.limited import BudgetedBackend
 from slmscope.models.stack import Stack, build_stack
@@ -63,7 +63,7 @@ class ServeConfig:
     record: str | None = None  # a run folder or a postgresql:// URL
 
     def public(self) -> dict[str, Any]:
-        """The settings as the run record and /ready show them (keys left out)."""
+        """The settings as a recorded run's spec holds them (keys left out)."""
         body = dataclasses.asdict(self)
         body.pop("api_keys")
         body.pop("upstream_key")
@@ -82,8 +82,7 @@ class Served:
     paradigm: Paradigm
     routed: bool  # the router chose the arm (else it is the configured one)
     wall_s: float
-    started: float  # time.perf_counter() when the request began being answered
-    first_token_s: float | None  # from `started` to the first token of its first call
+    first_token_at: float | None  # time.perf_counter() of the first token of its first call
     cut: bool = False  # its last model call was cut by its token limit
 
     @property
@@ -122,7 +121,6 @@ class Served:
 class Service:
     config: ServeConfig
     stack: Stack
-    info: BackendInfo
     arms: dict[str, Paradigm]
     router: Router | None
     sandbox: tuple[bool, str]
@@ -153,7 +151,7 @@ class Service:
         stack = build_stack(backend, info, meter, slots=config.slots)
         record = {"backend": backend.name, "backend_kind": info.kind, "energy": meter.describe()}
         record |= info.identity
-        return cls(config, stack, info, arms, router, availability(), backend, record)
+        return cls(config, stack, arms, router, availability(), backend, record)
 
     async def aclose(self) -> None:
         await self.backend.aclose()
@@ -216,7 +214,6 @@ class Service:
             error = f"the request's wall-time budget of {seconds:g} s is spent"
             trace = Trace(tuple(steps), None, "timeout", error, tools=())
         wall = time.perf_counter() - started
-        first = budgeted.first_token_at
         return Served(
             request_id,
             problem,
@@ -225,7 +222,6 @@ class Service:
             paradigm,
             routed,
             wall,
-            started,
-            None if first is None else first - started,
+            budgeted.first_token_at,
             cut=budgeted.last_finish == "length",
         )

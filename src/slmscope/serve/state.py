@@ -67,8 +67,8 @@ def done(state: State, served: Served, arrived: float) -> None:
     m.outcomes.labels(m.model, served.paradigm.name, harness, trace.outcome).inc()
     m.prompt_tokens.inc(cost.prompt_tokens)
     m.generation_tokens.inc(cost.completion_tokens)
-    if served.first_token_s is not None:
-        m.ttft.observe(served.started - arrived + served.first_token_s)
+    if served.first_token_at is not None:
+        m.ttft.observe(served.first_token_at - arrived)
     e2e = time.perf_counter() - arrived
     m.e2e.observe(e2e)
     state.gate.took(e2e)

@@ -53,14 +53,15 @@ def timed(call: Callable[[], object]) -> float:
 
 
 @contextmanager
-def llama_server(model: Path, alias: str, slots: int) -> Iterator[str]:
+def llama_server(model: Path, alias: str, slots: int, *extra: str) -> Iterator[str]:
     binary = subprocess.run(
         [str(ROOT / "scripts" / "build-llama-server")], check=True, capture_output=True, text=True
     ).stdout.split()[-1]
     port = 18000 + os.getpid() % 1000
     proc = subprocess.Popen(
         [binary, "-m", str(model), "--alias", alias, "--host", "127.0.0.1", "--port", str(port),
-         "-c", str(2048 * slots), "--parallel", str(slots), "-t", str(os.cpu_count() or 2)],
+         "-c", str(2048 * slots), "--parallel", str(slots), "-t", str(os.cpu_count() or 2),
+         *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}/v1"

@@ -14,8 +14,10 @@ from slmscope.models.llamacpp import GGUF_FILE_TYPES, LlamaCppBackend, kv_cache_
 
 SYSTEM = (
     "You are a helpful assistant who explains financial terms to new investors "
-    "in one short, plain sentence."
-)
+    "in one short, plain sentence. Name the term first, then say what it means for the "
+    "investor who holds it, in everyday words, without jargon, formulas or lists, and without "
+    "advice on what to buy or sell."
+)  # longer than one 64-token chunk: only whole chunks are reused (kv_states.py)
 
 
 def ask(question: str) -> list[Message]:
@@ -46,8 +48,8 @@ def test_chat_usage_timings_and_prefix_reuse(smol_path: Path) -> None:
         assert reply.timings.latency_s > 0
         assert reply.timings.ttft_s is not None
         assert 0 < reply.timings.ttft_s < reply.timings.latency_s
-    # The shared system prompt is served from the KV prefix the first call left behind.
-    assert second.usage.cached_tokens >= 20
+    # The shared system prompt's whole chunks are served from the KV prefix the first call left.
+    assert second.usage.cached_tokens >= 64 and second.usage.cached_tokens % 64 == 0
     assert second.usage.cached_tokens < second.usage.prompt_tokens
 
 

@@ -38,6 +38,8 @@ def rows(paradigm: str, scores: list[float], tokens: int, energy: float | None =
             "score": s,
             "outcome": "ok" if s else "no_final_answer",
             "total_tokens": tokens,
+            "prompt_tokens": tokens - 10,
+            "cached_tokens": (tokens - 10) // 2 if paradigm != "base" else 0,
             "latency_s": tokens / 100,
             "energy_j": energy,
             "energy_method": "estimate" if energy is not None else "unavailable",
@@ -63,6 +65,7 @@ def test_paradigm_table_by_hand() -> None:
     assert math.isnan(single["energy_per_sample_j"])  # unmeasured stays unmeasured
     assert base["energy_method"] == "estimate" and single["energy_method"] == "unavailable"
     assert base["score_lo"] <= 0.5 <= base["score_hi"]
+    assert base["prompt_evaluated"] == 1.0 and single["prompt_evaluated"] == pytest.approx(0.5)
 
 
 def test_pareto_front_by_hand() -> None:
@@ -136,6 +139,13 @@ def test_run_records_energy_per_call_and_sample(real_run: Path) -> None:
     assert model["energy"] == {"method": "estimate", "core_w": 7.0, "idle_w": 10.0}
     assert model["kv_cache_mb"] > 0 and model["file_mb"] > 50 and model["peak_rss_mb"] > 100
     assert len(model["sha256"]) == 64
+    kv = model["kv_states"]  # the setting, and what the saved states did (after the run)
+    assert kv["budget_mb"] == 512 and kv["peak_mb"] <= 512
+    assert kv["saved"] > 0 and kv["restored_tokens"] % kv["chunk_tokens"] == 0
+    evaluated = paradigm_table(results).set_index("paradigm")["prompt_evaluated"]
+    assert evaluated.between(0, 1).all()
+    # An agent's later turns resume its conversation; base's short prompt is one partial chunk.
+    assert evaluated["single"] < 0.75 and evaluated["multi"] < 0.75
 
 
 def test_page_is_self_contained_and_linked(real_run: Path) -> None:

@@ -73,6 +73,7 @@ def paradigm_table(results: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
                 "tokens_per_sample": tokens,
                 "tokens_lo": tok_lo,
                 "tokens_hi": tok_hi,
+                "prompt_evaluated": prompt_evaluated(group),
                 "tokens_per_s": float(group["total_tokens"].sum() / group["latency_s"].sum())
                 if group["latency_s"].sum() > 0
                 else math.nan,
@@ -89,6 +90,15 @@ def paradigm_table(results: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def prompt_evaluated(group: pd.DataFrame) -> float:
+    """The share of prompt tokens evaluated rather than served from a reused KV prefix (NaN
+    where no prompt tokens were counted)."""
+    if "prompt_tokens" not in group or "cached_tokens" not in group:
+        return math.nan
+    sent = float(group["prompt_tokens"].sum())
+    return 1.0 - float(group["cached_tokens"].sum()) / sent if sent > 0 else math.nan
 
 
 def pareto_front(points: pd.DataFrame, cost: str, quality: str = "score") -> pd.Series:

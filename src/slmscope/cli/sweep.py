@@ -25,6 +25,7 @@ from slmscope.errors import ConfigError
 from slmscope.metering.energy import DEFAULT_CORE_W, DEFAULT_IDLE_W
 from slmscope.models import GenerationConfig
 from slmscope.models.catalog import DEFAULT_MODEL
+from slmscope.models.kv_states import DEFAULT_BUDGET_MB
 from slmscope.paradigms import DEFAULT_HARNESS, HARNESSES, PARADIGM_NAMES
 from slmscope.runs.estimate import PlanRow, estimate
 from slmscope.runs.plan import interpret
@@ -180,6 +181,12 @@ def run(
     concurrency: int = typer.Option(
         1, min=1, help="Requests in flight to a served model (its server's slots)."
     ),
+    kv_states_mb: int = typer.Option(
+        DEFAULT_BUDGET_MB,
+        min=0,
+        help="Embedded models: MiB for saved KV states, so that each agent's prompt prefix is "
+        "evaluated once, not at every switch (0: only the previous call's prefix is reused).",
+    ),
     energy: str = typer.Option(
         "auto",
         help="Energy meter: auto (RAPL, else the estimate, for embedded models; NVML, else "
@@ -220,6 +227,7 @@ def run(
             request_timeout_s=request_timeout,
             retries=retries,
             concurrency=concurrency,
+            kv_states_mb=kv_states_mb,
             energy=energy,
             core_w=core_watts,
             idle_w=idle_watts,

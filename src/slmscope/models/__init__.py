@@ -20,6 +20,7 @@ from slmscope.models.base import (
     ToolsUnsupported,
 )
 from slmscope.models.catalog import CATALOG, ModelCard, ServedSource, UnknownModel, resolve
+from slmscope.models.kv_states import DEFAULT_BUDGET_MB
 from slmscope.models.template_tools import has_tool_format
 
 __all__ = [
@@ -51,10 +52,12 @@ def open_backend(
     stream: bool = True,
     timeout_s: float = 120.0,
     retries: int = 2,
+    kv_states_mb: int = DEFAULT_BUDGET_MB,
 ) -> Backend:
     """A backend for the card: the server for served models, else llama.cpp on its local file.
 
     The file must already be present (see `models.pull.pull`); nothing is downloaded here.
+    `kv_states_mb` bounds the embedded backend's saved KV states (models/kv_states.py).
     """
     if isinstance(card.source, ServedSource):
         from slmscope.models.openai_compat import OpenAIBackend
@@ -77,7 +80,13 @@ def open_backend(
         raise BackendUnavailable(
             f"{path} is missing: run `slmscope models pull {card.id}`", where=card.id
         )
-    return LlamaCppBackend(path, n_ctx=n_ctx, n_threads=n_threads, name=f"llamacpp:{card.id}")
+    return LlamaCppBackend(
+        path,
+        n_ctx=n_ctx,
+        n_threads=n_threads,
+        name=f"llamacpp:{card.id}",
+        kv_states_mb=kv_states_mb,
+    )
 
 
 GRAMMAR_PROBE = GenerationConfig(max_tokens=4, constraint=Constraint("probe", 'root ::= "ok"'))

@@ -7,7 +7,7 @@ context is not thread-safe, and keeping one context keeps its prompt-prefix reus
 Token counts are llama-cpp-python's own. Time to first token is stamped when the first token
 is about to be sampled (the prompt has been evaluated by then); cached prompt tokens are the
 prompt tokens that were not sent to `eval` before that moment, i.e. served from the KV prefix
-kept from the previous call.
+kept from the previous call or restored from a saved state (kv_states.py).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from slmscope.metering.usage import Timings, Usage
 from slmscope.models.base import (
@@ -40,6 +42,7 @@ from slmscope.models.base import (
 )
 from slmscope.models.catalog import EMBEDDED_ABILITIES
 from slmscope.models.grammar import GrammarError, LazyGrammar
+from slmscope.models.kv_states import CHUNK, DEFAULT_BUDGET_MB, KvStates, prepare
 from slmscope.models.pull import file_sha256
 from slmscope.models.template_tools import (
     NO_CALL,
@@ -72,6 +75,7 @@ def chat_template(path: Path) -> str:
 
 
 _LOADED: dict[str, Any] = {}  # "path|n_ctx|n_threads" -> Llama; at most one entry
+_STATES: dict[str, KvStates] = {}  # the same key -> the saved KV states of that context
 _LOAD_LOCK = threading.RLock()
 _WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slmscope-llamacpp")
 
@@ -83,11 +87,27 @@ def unload() -> None:
         for llm in _LOADED.values():
             llm.close()
         _LOADED.clear()
+        _STATES.clear()
+
+
+def _key(path: Path, n_ctx: int, n_threads: int | None) -> str:
+    return f"{path.resolve()}|{n_ctx}|{n_threads}"
+
+
+def kv_states(path: Path, *, n_ctx: int, n_threads: int | None, budget_mb: int) -> KvStates:
+    """The KV states of the loaded context for these settings (its budget as asked last; states
+    saved under another budget are dropped)."""
+    key = _key(path, n_ctx, n_threads)
+    with _LOAD_LOCK:
+        held = _STATES.get(key)
+        if held is None or held.budget_bytes != budget_mb * 2**20:
+            held = _STATES[key] = KvStates(budget_mb * 2**20)
+        return held
 
 
 def load_llama(path: Path, *, n_ctx: int, n_threads: int | None) -> Any:
     """The process's one loaded model for these settings (loading it, unloading any other)."""
-    key = f"{path.resolve()}|{n_ctx}|{n_threads}"
+    key = _key(path, n_ctx, n_threads)
     with _LOAD_LOCK:
         if key in _LOADED:
             return _LOADED[key]
@@ -101,7 +121,14 @@ def load_llama(path: Path, *, n_ctx: int, n_threads: int | None) -> Any:
         if not path.is_file():
             raise BackendUnavailable(f"model file {path} does not exist", where="llamacpp")
         try:
-            llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+            # n_batch: prompts are evaluated in the same chunks whatever came before (kv_states.py)
+            llm = Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                n_batch=CHUNK,
+                verbose=False,
+            )
         except (ValueError, RuntimeError) as err:
             raise BackendUnavailable(f"cannot load {path}: {err}", where="llamacpp") from err
         _LOADED[key] = llm
@@ -155,11 +182,16 @@ class LlamaCppBackend:
         n_ctx: int = 4096,
         n_threads: int | None = None,
         name: str | None = None,
+        kv_states_mb: int = DEFAULT_BUDGET_MB,
     ) -> None:
+        """`kv_states_mb`: the memory for saved KV states (prefix reuse across agents and
+        samples, kv_states.py); 0 keeps none, and only the live context's whole chunks are
+        reused."""
         self.path = path
         self.n_ctx = n_ctx
         self.n_threads = n_threads
         self.name = name or f"llamacpp:{path.stem}"
+        self.kv_states_mb = kv_states_mb
 
     async def load(self) -> None:
         """Load the model now (otherwise the first call does), off the event loop."""
@@ -167,6 +199,10 @@ class LlamaCppBackend:
 
     def _llm(self) -> Any:
         return load_llama(self.path, n_ctx=self.n_ctx, n_threads=self.n_threads)
+
+    def _states(self) -> KvStates:
+        budget = max(0, self.kv_states_mb)
+        return kv_states(self.path, n_ctx=self.n_ctx, n_threads=self.n_threads, budget_mb=budget)
 
     async def aclose(self) -> None:
         return None  # the loaded model stays for the next backend of the same file
@@ -188,6 +224,7 @@ class LlamaCppBackend:
         if kv is not None:
             record["kv_cache_mb"] = round(kv / 2**20, 1)
             record["kv_cache_source"] = "computed from GGUF metadata (f16 K/V)"
+        record["kv_states"] = self._states().record()
         return record
 
     async def describe(self) -> BackendInfo:
@@ -249,8 +286,17 @@ class LlamaCppBackend:
             except GrammarError as err:
                 raise BackendError(f"{gen.constraint.name}: {err}", where=self.name) from err
             processors.append(grammar)
-        llm.eval = counting_eval  # shadows the method on this instance for this call only
+        states = self._states()
+        real_generate = llm.generate
+
+        def reusing_generate(tokens: Sequence[int], *args: Any, **kwargs: Any) -> Any:
+            prepare(llm, states, np.asarray(tokens, dtype=np.intc))  # before a prefix is matched
+            return real_generate(tokens, *args, **kwargs)
+
+        # Both shadow the methods on this instance, for this call only.
+        llm.eval, llm.generate = counting_eval, reusing_generate
         start = time.perf_counter()
+        out = None
         try:
             out = llm.create_chat_completion(
                 messages=template_messages(messages) if gen.tools else messages,
@@ -269,7 +315,9 @@ class LlamaCppBackend:
         except RuntimeError as err:
             raise BackendError(f"llama.cpp failed: {err}", where=self.name) from err
         finally:
-            del llm.eval
+            del llm.eval, llm.generate
+            if out is None:  # failed: what the context holds is no longer known
+                states.live_canon = llm.n_tokens = 0
             if grammar is not None:
                 grammar.close()
         end = time.perf_counter()

@@ -69,13 +69,27 @@ def summary_table(title: str, caption: str) -> Table:
     )
 
 
+def _evaluated(table: pd.DataFrame) -> str:
+    """The caption's line on prompt tokens evaluated, not reused from a KV prefix, per arm (one
+    model's run; the HTML report has it for every model)."""
+    if table["model"].nunique() > 1 or table["prompt_evaluated"].isna().all():
+        return ""
+    shares = ", ".join(
+        f"{terminal_text(str(p))} {v:.0%}"
+        for p, v in zip(table["paradigm"], table["prompt_evaluated"], strict=True)
+        if not math.isnan(v)
+    )
+    return f"\nprompt tokens evaluated (not reused): {shares}"
+
+
 def paradigm_summary(table: pd.DataFrame) -> Table:
     """The reference study's Table 2 for this run (rows of `analysis.paradigm_table`)."""
     several = table["model"].nunique() > 1
     out = summary_table(
         "Paradigms",
         "score [95% CI]; ok = completion rate; energy per sample"
-        + (" (estimate)" if "estimate" in set(table["energy_method"]) else ""),
+        + (" (estimate)" if "estimate" in set(table["energy_method"]) else "")
+        + _evaluated(table),
     )
     if several:
         out.add_column("model", no_wrap=True)

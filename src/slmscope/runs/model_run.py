@@ -298,6 +298,7 @@ async def run_model(
         stream=spec.stream,
         timeout_s=spec.request_timeout_s,
         retries=spec.retries,
+        kv_states_mb=spec.kv_states_mb,
     )
     try:
         info = await backend.describe()
@@ -335,6 +336,7 @@ async def run_model(
             await run_cells(cells, one, 2 * slots if slots > 1 else 1)
         finally:
             record.update(stack.counters())
+            record.update((await backend.describe()).memory)  # saved KV states, as they ended
             record.update(memory_after(meter))
             on_record(record)
     finally:

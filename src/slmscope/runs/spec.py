@@ -9,6 +9,7 @@ from pathlib import Path
 
 from slmscope.metering.energy import DEFAULT_CORE_W, DEFAULT_IDLE_W
 from slmscope.models.base import GenerationConfig
+from slmscope.models.kv_states import DEFAULT_BUDGET_MB
 from slmscope.paradigms.harness import DEFAULT_HARNESS
 from slmscope.paradigms.prompts import PROMPT_VERSION
 from slmscope.tools.isolation import availability
@@ -39,6 +40,7 @@ class RunSpec:
     concurrency: int = 1  # requests in flight per served endpoint (embedded models: always 1)
     max_turns: int = 5  # the study's agent budget
     token_budget: int = 16_000  # prompt + completion tokens over all turns of one agent loop
+    kv_states_mb: int = DEFAULT_BUDGET_MB  # embedded models: saved KV states (0: none kept)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -57,6 +59,8 @@ class RunSpec:
             settings["budgets"] = budgets
         if self.tool_mode != "tags":  # keeps the keys of tag-protocol runs as they were
             settings["tool_mode"] = self.tool_mode
+        if self.kv_states_mb and self.base_url is None:  # reuse changes latency, not tokens
+            settings["kv_states_mb"] = self.kv_states_mb
         if not availability()[0]:  # agents without the python tool are another configuration
             settings["python_tool"] = "unavailable"
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]

@@ -26,6 +26,7 @@ from slmscope.errors import ConfigError
 from slmscope.metering.energy import METER_CHOICES
 from slmscope.models import UnknownModel, resolve
 from slmscope.models.base import GenerationConfig
+from slmscope.models.kv_states import DEFAULT_BUDGET_MB
 from slmscope.paradigms import DEFAULT_HARNESS, HARNESSES, PARADIGM_NAMES, TOOL_MODES
 from slmscope.runs.spec import RunSpec
 from slmscope.tasks import SUITE, finben_names
@@ -47,6 +48,7 @@ KEYS = {
     "stream": "true or false",
     "request_timeout": "seconds one request to a served model may take, > 0",
     "retries": "how often a failed request is tried again, a whole number >= 0",
+    "kv_states_mb": "MiB for saved KV states on embedded models, a whole number >= 0",
 }
 GENERATION = ("max_tokens", "temperature", "top_p")
 BUDGETS = ("max_turns", "token_budget", "context_window")
@@ -247,6 +249,7 @@ def load_spec(path: Path) -> SpecFile:
         stream=reader.get("stream", _is_bool, "true or false", True),
         request_timeout_s=float(reader.get("request_timeout", _positive, "seconds > 0", 120.0)),
         retries=reader.get("retries", _count, "a whole number >= 0", 2),
+        kv_states_mb=reader.get("kv_states_mb", _count, "a whole number >= 0", DEFAULT_BUDGET_MB),
         energy=reader.get("energy", _is_meter, " or ".join(METER_CHOICES), "auto"),
         max_turns=_checked(reader, "budgets", budgets.get("max_turns", 5)),
         token_budget=_checked(reader, "budgets", budgets.get("token_budget", 16_000)),

@@ -23,6 +23,7 @@ from slmscope.analysis.overview import (
 )
 from slmscope.analysis.tables import load, load_runs, load_steps
 from slmscope.cli import app
+from slmscope.report.terminal import paradigm_summary
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / ".artifacts"
 
@@ -66,6 +67,8 @@ def test_paradigm_table_by_hand() -> None:
     assert base["energy_method"] == "estimate" and single["energy_method"] == "unavailable"
     assert base["score_lo"] <= 0.5 <= base["score_hi"]
     assert base["prompt_evaluated"] == 1.0 and single["prompt_evaluated"] == pytest.approx(0.5)
+    caption = str(paradigm_summary(table.reset_index()).caption)
+    assert caption.endswith("prompt tokens evaluated (not reused): base 100%, single 50%")
 
 
 def test_pareto_front_by_hand() -> None:

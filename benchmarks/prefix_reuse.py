@@ -66,7 +66,7 @@ def answers(out: Path) -> pd.Series:
 
 def side_by_side(title: str, off: Path, on: Path, wall: tuple[float, float]) -> None:
     a, b = per_arm(off), per_arm(on)
-    table = a.join(b, lsuffix=" off", rsuffix=" on")
+    table = a.add_suffix(" off").join(b.add_suffix(" on"))
     table["latency on/off"] = b["latency_s"] / a["latency_s"]
     same = answers(off).equals(answers(on))
     print(f"\n{title}  (wall {wall[0]:.0f} s off, {wall[1]:.0f} s on; same answers: {same})")

@@ -140,15 +140,22 @@ def test_a_small_budget_holds_on_the_real_model() -> None:
 
 @pytest.mark.model
 def test_the_same_prompt_gives_the_same_answer_whatever_came_before() -> None:
-    """Why prompts are evaluated in fixed chunks: before they were, these prompts taken in
-    turn (two agents, four questions) gave other greedy answers on Qwen2.5-Coder-0.5B than each
-    of them did alone, on a fresh context, with no saved states at all."""
+    """Why prompts are evaluated in fixed chunks: before they were (dadc07d), these eight prompts
+    taken in turn gave other greedy answers on Qwen2.5-Coder-0.5B than each of them did alone, on
+    a fresh context, with no saved states at all (checked; other prompts may agree by chance)."""
     path = cached_model("qwen2.5-coder-0.5b-instruct")
     agents = [
-        "You are agent A. " + "You answer questions about finance with care, with numbers. " * 20,
-        "You are agent B, a specialist. " + "You compute percent changes and ratios. " * 20,
+        "You are agent A. "
+        + "You answer questions about finance with care and show numbers. " * 20,
+        "You are agent B, a specialist. "
+        + "You compute percent changes and ratios precisely. " * 20,
     ]
-    questions = ("What is 12% of 50?", "Is revenue growth of 5% good?", "Name a bank.")
+    questions = (
+        "What is 12% of 50?",
+        "Is revenue growth of 5% good?",
+        "Name a bank.",
+        "Define EBITDA.",
+    )
     prompts: list[list[Message]] = [
         [{"role": "system", "content": a}, {"role": "user", "content": q}]
         for q in questions

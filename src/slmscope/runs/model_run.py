@@ -336,7 +336,8 @@ async def run_model(
             await run_cells(cells, one, 2 * slots if slots > 1 else 1)
         finally:
             record.update(stack.counters())
-            record.update((await backend.describe()).memory)  # saved KV states, as they ended
+            if info.in_process:  # its saved KV states, as they ended (a server has none here)
+                record.update((await backend.describe()).memory)
             record.update(memory_after(meter))
             on_record(record)
     finally:

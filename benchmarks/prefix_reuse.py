@@ -4,12 +4,13 @@ and latency per sample, per arm, with saved KV states and without.
 Each model runs base, single and multi agent on the same built-in samples twice, in turn:
 `--kv-states-mb 0` (only the previous call's prefix is reused, as before saved states) and the
 default budget. Both runs evaluate prompts in the same fixed chunks, so their answers must be
-the same; the script checks it. With `--server`, the same arms go through llama-server (its own
-slot and host-memory prompt cache, which it reports as `cached_tokens`) with `--cache-ram 0`
+the same; the script checks it. With `--via server`, the same arms go through llama-server (its
+own slots and host-memory prompt cache, which it reports as `cached_tokens`) with `--cache-ram 0`
 and with its default. Targets: at most 25% of prompt tokens evaluated for the single and the
 multi agent, and their latency per sample down by at least a third.
 
-    python benchmarks/prefix_reuse.py [--model ID ...] [--limit 2] [--tasks builtin] [--server]
+    python benchmarks/prefix_reuse.py [--model ID ...] [--limit 2] [--tasks builtin]
+        [--via embedded] [--via server]
 """
 
 from __future__ import annotations
@@ -77,20 +78,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", action="append", default=None)
     parser.add_argument("--limit", type=int, default=2, help="samples per built-in dataset")
-    parser.add_argument("--server", action="store_true", help="also through llama-server")
+    parser.add_argument(
+        "--via", action="append", choices=["embedded", "server"], default=None,
+        help="the embedded backend (default) and/or llama-server",
+    )  # fmt: skip
     parser.add_argument("--tasks", action="append", default=None, help="task sets (builtin)")
     args = parser.parse_args()
     models = args.model or ["qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"]
     tasks = args.tasks or ["builtin"]
+    via = args.via or ["embedded"]
     with tempfile.TemporaryDirectory() as tmp:
         for model in models:
-            off, on = Path(tmp, f"{model}-off"), Path(tmp, f"{model}-on")
-            wall = (
-                run(off, model, args.limit, ["--kv-states-mb", "0"], tasks),
-                run(on, model, args.limit, [], tasks),
-            )
-            side_by_side(f"{model}, embedded", off, on, wall)
-            if args.server:
+            if "embedded" in via:
+                off, on = Path(tmp, f"{model}-off"), Path(tmp, f"{model}-on")
+                wall = (
+                    run(off, model, args.limit, ["--kv-states-mb", "0"], tasks),
+                    run(on, model, args.limit, [], tasks),
+                )
+                side_by_side(f"{model}, embedded", off, on, wall)
+            if "server" in via:
                 runs = []
                 for name, cache_ram in (("nocache", ("--cache-ram", "0")), ("cache", ())):
                     out = Path(tmp, f"{model}-{name}")

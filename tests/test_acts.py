@@ -231,6 +231,9 @@ def test_a_reply_the_token_budget_cut_is_told_so_not_taken_as_an_answer() -> Non
     trace, backend = run(SingleAgent(harness="constrained"), QA, cut, answer("289"))
     assert trace.steps[0].error == "cut_off" and trace.final_answer == "289"
     assert "cut off at 256 tokens" in backend.calls[1][-1]["content"]
+    assert [s.cut for s in trace.steps] == ["reply", None]
+    counted = acts_of(trace)
+    assert (counted.cut_turns, counted.cut_actions, counted.closed_turns) == (1, 0, 0)
 
 
 def test_an_action_the_budget_cut_is_told_its_input_was_too_long_and_not_cut_again() -> None:
@@ -247,11 +250,19 @@ def test_an_action_the_budget_cut_is_told_its_input_was_too_long_and_not_cut_aga
     phases = [o["constraint"].name.split(":")[0] for o in backend.options]
     assert phases == ["agent-act", "agent-act", "agent-final"], phases
     assert trace.final_answer == "289" and len(backend.calls) == 3
+    assert [s.cut for s in trace.steps] == ["action", "action", None]
+    sent = [m["content"] for m in backend.calls[2]]  # the answer turn: the cut reply sent once
+    assert sum(text in c for c in sent) == 1 and len(sent) == len(backend.calls[1])
+    assert "cut off again" in sent[-1] and "before its input ended" in sent[-1]
+    counted = acts_of(trace)
+    assert (counted.cut_turns, counted.cut_actions, counted.repeated_cuts) == (2, 2, 1)
     other = dataclasses.replace(tool_reply(text=text + "x = 1"), finish_reason="length")
     calc = act("calculator", expression="1784 - 1495")
     trace, backend = run(SingleAgent(harness="act"), QA, cut, other, calc, answer("289"))
     phases = [o["constraint"].name.split(":")[0] for o in backend.options]
     assert phases[:3] == ["agent-act"] * 3 and acts_of(trace).acted  # a new reply: no answer yet
+    counted = acts_of(trace)
+    assert (counted.cut_turns, counted.cut_actions, counted.repeated_cuts) == (2, 2, 0)
 
 
 def test_an_input_the_grammar_closed_runs_and_the_agent_is_told_it_was_cut() -> None:
@@ -268,6 +279,8 @@ def test_an_input_the_grammar_closed_runs_and_the_agent_is_told_it_was_cut() -> 
     assert first.observation.startswith("289") and "ran as far as it got" in first.observation
     assert "ran as far as it got" in backend.calls[1][-1]["content"]
     assert acts_of(trace).acted and trace.final_answer == "289"
+    assert first.cut == "input" and acts_of(trace).closed_turns == 1
+    assert acts_of(trace).cut_turns == 0
     plain = tool_reply(text=text)
     trace, backend = run(SingleAgent(harness="act"), QA, plain, answer("289"))
     assert "ran as far as it got" not in (trace.steps[0].observation or "")

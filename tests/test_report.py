@@ -149,6 +149,11 @@ def test_run_records_energy_per_call_and_sample(real_run: Path) -> None:
     assert evaluated.between(0, 1).all()
     # An agent's later turns resume its conversation; base's short prompt is one partial chunk.
     assert evaluated["single"] < 0.75 and evaluated["multi"] < 0.75
+    # Turns the 64-token budget cut, per step and per sample, agree.
+    cut = steps[steps["cut"].isin(["action", "reply"])].groupby("cell_key").size()
+    for row in results.itertuples():
+        assert row.cut_turns == cut.get(row.cell_key, 0) and row.cut_actions <= row.cut_turns
+    assert set(steps["cut"].dropna()) <= {"action", "reply", "input", "thought"}
 
 
 def test_page_is_self_contained_and_linked(real_run: Path) -> None:

@@ -73,6 +73,8 @@ def tool_frame() -> pd.DataFrame:
         "single", "act", [1, 1, 0, 0, 0],
         acted=[t, t, t, f, f], tool_calls=[2, 1, 0, 0, 0], handoffs=[0, 0, 1, 0, 0],
         tool_errors=[1, 0, 0, 0, 0], observed=[t, f, t, f, f], copies=[0, 0, 0, 1, 1],
+        cut_turns=[2, 0, 1, 0, 0], cut_actions=[2, 0, 0, 0, 0], repeated_cuts=[1, 0, 0, 0, 0],
+        closed_turns=[0, 1, 0, 0, 1],
     )  # fmt: skip
     idle = rows(
         "single", "constrained", [1.0] + [0.5] * 9,
@@ -101,6 +103,8 @@ def test_tool_use_by_hand() -> None:
     assert act["tool_error_rate"] == pytest.approx(1 / 3)
     assert act["observed"] == pytest.approx(0.4) and act["copies_per_sample"] == pytest.approx(0.4)
     assert act["score"] == pytest.approx(0.4)
+    cuts = ["cut_turns", "cut_actions", "repeated_cuts", "closed_turns"]
+    assert list(act[cuts]) == [3, 2, 1, 2]
     assert act["score_acted"] == pytest.approx(2 / 3) and act["score_not_acted"] == 0.0
     assert (act["n_acted"], act["n_not_acted"]) == (3, 2)
     assert act["acted_diff"] == pytest.approx(2 / 3)
@@ -112,6 +116,9 @@ def test_tool_use_by_hand() -> None:
     multi = table.loc["multi·act"]
     assert multi["acted"] == pytest.approx(0.2) and multi["calls_per_sample"] == pytest.approx(0.3)
     assert math.isnan(multi["tool_error_rate"])  # hand-offs only: no tool call to fail
+    assert list(multi[cuts]) == [0, 0, 0, 0]
+    older = analysis.tool_use(tool_frame().drop(columns=cuts)).set_index("paradigm")
+    assert list(older.loc["single·act", cuts]) == [0, 0, 0, 0]  # rows stored before the count
 
 
 def test_unpaired_bootstrap_difference() -> None:

@@ -37,7 +37,7 @@ TOOL_USE_COLUMNS = [
     "model", "paradigm", "paradigm_name", "harness", "n",
     "n_acted", "acted", "acted_lo", "acted_hi",
     "calls_per_sample", "handoffs_per_sample", "tool_error_rate", "observed",
-    "copies_per_sample", "score",
+    "copies_per_sample", "cut_turns", "cut_actions", "repeated_cuts", "closed_turns", "score",
     "score_acted", "n_not_acted", "score_not_acted", "acted_diff", "acted_diff_lo", "acted_diff_hi",
 ]  # fmt: skip
 PRIOR_COLUMNS = [
@@ -46,6 +46,7 @@ PRIOR_COLUMNS = [
 ]  # fmt: skip
 GROUP_KEYS = ["model", "paradigm", "dataset"]
 TOOL_FIELDS = ("tools_offered", "tool_calls", "tool_errors", "handoffs", "acted", "observed")
+CUT_FIELDS = ("cut_turns", "cut_actions", "repeated_cuts", "closed_turns")  # 0 in older rows
 
 
 def _mean(values: pd.Series) -> float:
@@ -57,7 +58,9 @@ def tool_use(results: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
     bootstrap interval `acted_lo`/`acted_hi`, and `n_acted`); calls per sample (tool calls and
     hand-offs); hand-offs per sample; the tool error rate (errors over tool calls, NaN without
     calls); the share of samples whose answer drew on an observation (`observed`); copies of
-    the prompt's example per sample; the score; the score of the samples that acted and of
+    the prompt's example per sample; the turns the token budget reached, summed (`cut_turns`,
+    of them `cut_actions`, the same cut action again `repeated_cuts`, and `closed_turns` the
+    grammar closed in time); the score; the score of the samples that acted and of
     those that did not (`score_acted`, `score_not_acted`, with `n_acted`, `n_not_acted`), and
     `acted_diff` (acted minus not) with an unpaired bootstrap interval where each side has at
     least 2 samples."""
@@ -94,6 +97,7 @@ def tool_use(results: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
                 "tool_error_rate": float(group["tool_errors"].sum()) / calls if calls else math.nan,
                 "observed": _mean(group["observed"].fillna(False).astype(bool)),
                 "copies_per_sample": _mean(copies.fillna(0)),
+                **{f: int(group[f].fillna(0).sum()) if f in group else 0 for f in CUT_FIELDS},
                 "score": _mean(group["score"]),
                 "score_acted": _mean(did),
                 "n_not_acted": len(did_not),

@@ -34,6 +34,12 @@ class Acts:
     copies: int = 0  # copied example actions, action shapes, thoughts and answers
     observed: bool = False
     by_tool: dict[str, int] = field(default_factory=dict)
+    # Turns the token budget reached (harness.budget_end): cut (inside an action: it did not
+    # run), the same cut action again by the same agent, and closed in time by the grammar.
+    cut_turns: int = 0
+    cut_actions: int = 0
+    repeated_cuts: int = 0
+    closed_turns: int = 0
 
     @property
     def acted(self) -> bool:
@@ -117,4 +123,17 @@ def acts_of(trace: Trace) -> Acts:
         and trace.agent_outcome in (None, "ok")  # a fallback's answer is base's, not the tools'
         and _draws_on(returned, said, _task(trace)),
         by_tool=dict(by_tool),
+        **_cuts(trace.steps),
     )
+
+
+def _cuts(steps: tuple[Step, ...]) -> dict[str, int]:
+    """The turns the token budget reached, by how it ended them (the fields of `Acts`)."""
+    cut = [s for s in steps if s.cut in ("action", "reply")]
+    actions = [(s.agent, s.output.strip()) for s in cut if s.cut == "action"]
+    return {
+        "cut_turns": len(cut),
+        "cut_actions": len(actions),
+        "repeated_cuts": len(actions) - len(set(actions)),
+        "closed_turns": sum(s.cut in ("input", "thought") for s in steps),
+    }

@@ -114,8 +114,9 @@ class Repair(Harness):
     """`repair`: targeted repairs, bounded per loop (see the module docstring)."""
 
     name = "repair"
-    # r4: a cut action is told its input was too long; the same cut reply again ends in an answer
-    revision = 4
+    # r4: a cut action is told its input was too long; the same cut reply again ends in an answer;
+    # r5: the same cut reply again is not sent back, the note before it asks for the answer
+    revision = 5
 
     def key_part(self) -> str:
         return f"|{self.name}.r{self.revision}"
@@ -174,8 +175,9 @@ class Constrained(Repair):
     """`constrained`: `repair`, with every tag turn decoded under a grammar (constraint.py)."""
 
     name = "constrained"
-    # r5: a text input the token budget is about to cut is closed, and the action runs
-    revision = 5
+    # r5: a text input the token budget is about to cut is closed, and the action runs; r6: as
+    # repair's r5
+    revision = 6
 
     def turns(
         self, gen: GenerationConfig, tools: Mapping[str, Tool], fmt: AnswerFormat, mode: ToolMode
@@ -202,8 +204,8 @@ class Act(Constrained):
 
     name = "act"
     # r2: held until a real tool ran (not a copy, not a refused hand-off); r3: as repair's r4;
-    # r4: as constrained's r5
-    revision = 4
+    # r4: as constrained's r5; r5: as repair's r5
+    revision = 5
 
     def turns(
         self, gen: GenerationConfig, tools: Mapping[str, Tool], fmt: AnswerFormat, mode: ToolMode
@@ -315,10 +317,26 @@ INPUT_CLOSED = (
 )
 
 
-def cut_off_note(text: str, tokens: int) -> str:
+def budget_end(text: str, finish_reason: str | None, closed: str | None) -> str | None:
+    """How the turn's token budget ended it, if it did: `action` (cut inside an action, which
+    therefore did not run), `reply` (cut in a thought or an answer), or where a closing grammar
+    ended it first (constraint.py) what it closed, `input` (the action ran) or `thought`."""
+    if closed:
+        return closed
+    if finish_reason != "length":
+        return None
+    return "action" if "<action>" in text and "</action>" not in text else "reply"
+
+
+CUT_AGAIN = " It was cut off again, the same reply as before: do not send it again; {answer} now."
+
+
+def cut_off_note(text: str, tokens: int, *, again: bool = False) -> str:
     """The repair of a reply the token budget cut: inside an action, the input was too long (a
-    1.5B model's pandas program for five prices); else the thought was."""
-    return (CUT_OFF_ACTION if "<action>" in text else CUT_OFF).format(tokens=tokens)
+    1.5B model's pandas program for five prices); else the thought was. `again`: the same cut
+    reply a second time, which is not sent back (react.py); the note asks for the answer."""
+    note = (CUT_OFF_ACTION if "<action>" in text else CUT_OFF).format(tokens=tokens)
+    return note + CUT_AGAIN.format(answer=_ANSWER) if again else note
 
 
 ACT_FIRST = (

@@ -38,6 +38,7 @@ from slmscope.paradigms.harness import (
     INPUT_CLOSED,
     Harness,
     Phase,
+    budget_end,
     cut_off_note,
     feedback,
     harness_named,
@@ -80,6 +81,7 @@ class Turn:
     failure: tuple[Outcome, str] | None = None
     repair: bool = False  # the feedback is a repair message
     answer_next: bool = False  # the next turn may only answer (a grammar enforces it)
+    replaces: bool = False  # the feedback takes the place of the last message sent
     action_key: str | None = None
     result: str | None = None  # the tool's observation, when it ran without error
     ran: bool = False  # a real tool or specialist ran (an error from it included; no copy)
@@ -145,14 +147,17 @@ async def _turn(
             "no_final_answer" if err.reason == "no_action_or_answer" else "malformed_action"
         )
         note, repair = harness.unreadable(err, reply.text, loop.mode, can_repair=can_repair)
-        if cut and repair:
-            note = cut_off_note(reply.text, loop.gen.max_tokens)
+        recut = cut and insisted  # greedy decoding would cut the same reply again
+        if cut and (repair or recut):
+            note = cut_off_note(reply.text, loop.gen.max_tokens, again=recut)
+        back = feedback(reply, loop.mode, note)
         return Turn(
             step(error="cut_off" if cut else err.reason),
-            feedback(reply, loop.mode, note),
+            back[-1:] if recut else back,  # the same cut reply is not sent back a second time
             failure=(outcome, str(err)),
             repair=repair,
-            answer_next=cut and insisted,  # greedy decoding would cut the same reply again
+            answer_next=recut,
+            replaces=recut,
         )
     if (
         cut
@@ -340,6 +345,7 @@ async def react(
             energy=reply.energy,
             cache_hit=reply.cache_hit,
             repair=repairing,
+            cut=budget_end(reply.text, reply.finish_reason, reply.raw_usage.get("grammar_closed")),
         )
         turn = await _turn(
             loop,
@@ -366,6 +372,9 @@ async def react(
         if spent >= limits.token_budget:
             error = f"token budget of {limits.token_budget} spent"
             return LoopEnd(None, "max_steps", error, tuple(steps), offered)
+        if turn.replaces:
+            messages.pop()
+            last_count -= 1
         note = harness.last_turn_note() if calls + 1 == limits.max_turns + repaired else ""
         messages += with_note(turn.feedback, note) if note else turn.feedback
     return LoopEnd(None, failure[0], failure[1], tuple(steps), offered)

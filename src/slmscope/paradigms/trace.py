@@ -44,6 +44,7 @@ class Step:
     cache_hit: bool = False  # the reply was replayed from the response cache
     handoff: bool = False  # its action handed the task to a specialist
     copied: bool = False  # its action copies the shape of the prompt's example (acts.py)
+    cut: str | None = None  # the turn's token budget: see harness.budget_end
 
 
 @dataclass(frozen=True)

@@ -44,13 +44,14 @@ def tool_use_summary(table: pd.DataFrame) -> Table:
     out = summary_table(
         "Tool use",
         "acted [95% CI, %]: a call reached a tool or specialist; calls, copies: per "
-        "sample; err: failed tool calls; obs: answer drawn on an observation; acted/not: score "
-        "of the samples that acted / did not, and the difference (other samples: not an effect)",
+        "sample; err: failed tool calls; obs: answer drawn on an observation; cut: turns the "
+        "token budget cut (of them inside an action); acted/not: score of the samples that "
+        "acted / did not, and the difference (other samples: not an effect)",
     )
     if several:
         out.add_column("model", no_wrap=True, max_width=24)
     out.add_column("arm", no_wrap=True)
-    for name in ("n", "acted", "calls", "err", "obs", "copies", "acted/not"):
+    for name in ("n", "acted", "calls", "err", "obs", "copies", "cut", "acted/not"):
         out.add_column(name, justify="right", no_wrap=True)
     for g in table.to_dict("records"):
         out.add_row(
@@ -62,6 +63,7 @@ def tool_use_summary(table: pd.DataFrame) -> Table:
             _pct(float(g["tool_error_rate"])),
             _pct(float(g["observed"])),
             f"{g['copies_per_sample']:.1f}",
+            f"{g['cut_turns']} ({g['cut_actions']})",
             _acted_vs_not(g),
         )
     return out

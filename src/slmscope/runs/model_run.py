@@ -173,6 +173,10 @@ def record_of(
         acted=acts.acted,
         observed=acts.observed,
         copies=acts.copies,
+        cut_turns=acts.cut_turns,
+        cut_actions=acts.cut_actions,
+        repeated_cuts=acts.repeated_cuts,
+        closed_turns=acts.closed_turns,
     )
 
 
@@ -202,6 +206,7 @@ def steps_of(named: Named, trace: Trace) -> list[StepRecord]:
             cache_hit=s.cache_hit,
             handoff=s.handoff,
             copied=s.copied,
+            cut=s.cut,
         )
         for s in trace.steps
     ]

@@ -64,6 +64,12 @@ class Result:
     acted: bool = False  # some call reached a real tool or specialist (copies do not count)
     observed: bool = False  # the answer (or last thought) holds a value a tool returned
     copies: int = 0  # copied example actions, action shapes, thoughts and answers
+    # Turns the token budget reached (paradigms/acts.py): cut, cut inside an action, the same
+    # cut action again, closed in time by the grammar.
+    cut_turns: int = 0
+    cut_actions: int = 0
+    repeated_cuts: int = 0
+    closed_turns: int = 0
 
     @classmethod
     def from_row(cls, row: typing.Mapping[str, Any]) -> Result:
@@ -103,6 +109,7 @@ class StepRecord:
     cache_hit: bool = False
     handoff: bool = False  # its action handed the task to a specialist
     copied: bool = False  # its action copies the shape of the prompt's example
+    cut: str | None = None  # how the token budget ended the turn (paradigms/harness.budget_end)
 
     @classmethod
     def from_row(cls, row: typing.Mapping[str, Any]) -> StepRecord:

@@ -275,3 +275,5 @@ def test_terminal_tool_table_escapes_model_output() -> None:
     out = captured.get()
     assert "[red]arm[/]" in out and "answered `[blink]x` to 3 of 3: a constant" in out
     assert "warning: [red]arm[/]·act acted on 0 of 3 samples" in out
+    flat = " ".join(out.split())  # the caption wraps
+    assert "turns the token budget cut (inside an action): [red]arm[/] 0 (0)" in flat

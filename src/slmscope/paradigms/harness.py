@@ -328,7 +328,7 @@ def budget_end(text: str, finish_reason: str | None, closed: str | None) -> str 
     return "action" if "<action>" in text and "</action>" not in text else "reply"
 
 
-CUT_AGAIN = " It was cut off again, the same reply as before: do not send it again; {answer} now."
+CUT_AGAIN = " The same reply was cut off again. Write your own final answer to the task now."
 
 
 def cut_off_note(text: str, tokens: int, *, again: bool = False) -> str:
@@ -336,7 +336,7 @@ def cut_off_note(text: str, tokens: int, *, again: bool = False) -> str:
     1.5B model's pandas program for five prices); else the thought was. `again`: the same cut
     reply a second time, which is not sent back (react.py); the note asks for the answer."""
     note = (CUT_OFF_ACTION if "<action>" in text else CUT_OFF).format(tokens=tokens)
-    return note + CUT_AGAIN.format(answer=_ANSWER) if again else note
+    return note + CUT_AGAIN if again else note
 
 
 ACT_FIRST = (

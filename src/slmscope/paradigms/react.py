@@ -151,13 +151,14 @@ async def _turn(
         if cut and (repair or recut):
             note = cut_off_note(reply.text, loop.gen.max_tokens, again=recut)
         back = feedback(reply, loop.mode, note)
+        once = recut and not (loop.mode == "native" and reply.tool_calls)  # ids must match
         return Turn(
             step(error="cut_off" if cut else err.reason),
-            back[-1:] if recut else back,  # the same cut reply is not sent back a second time
+            back[-1:] if once else back,  # the same cut reply is not sent back a second time
             failure=(outcome, str(err)),
             repair=repair,
             answer_next=recut,
-            replaces=recut,
+            replaces=once,
         )
     if (
         cut

@@ -36,6 +36,16 @@ def _acted_vs_not(row: Mapping[Any, Any]) -> str:
     return f"{did:.2f}/{did_not:.2f} {float(row['acted_diff']):+.2f}"
 
 
+def _cut_line(table: pd.DataFrame) -> str:
+    """The caption's line on turns the token budget cut, per arm (a column would push the
+    table past 80 columns)."""
+    arms = [
+        f"{terminal_text(str(g['paradigm']))} {g['cut_turns']} ({g['cut_actions']})"
+        for g in table.to_dict("records")
+    ]
+    return "\nturns the token budget cut (inside an action): " + ", ".join(arms) if arms else ""
+
+
 def tool_use_summary(table: pd.DataFrame) -> Table:
     """Per agent arm (rows of `analysis.tool_use`): how often it acted, its calls, tool errors,
     answers drawn on an observation, example copies, and the score of the samples that acted
@@ -44,14 +54,14 @@ def tool_use_summary(table: pd.DataFrame) -> Table:
     out = summary_table(
         "Tool use",
         "acted [95% CI, %]: a call reached a tool or specialist; calls, copies: per "
-        "sample; err: failed tool calls; obs: answer drawn on an observation; cut: turns the "
-        "token budget cut (of them inside an action); acted/not: score of the samples that "
-        "acted / did not, and the difference (other samples: not an effect)",
+        "sample; err: failed tool calls; obs: answer drawn on an observation; acted/not: score "
+        "of the samples that acted / did not, and the difference (other samples: not an effect)"
+        + _cut_line(table),
     )
     if several:
         out.add_column("model", no_wrap=True, max_width=24)
     out.add_column("arm", no_wrap=True)
-    for name in ("n", "acted", "calls", "err", "obs", "copies", "cut", "acted/not"):
+    for name in ("n", "acted", "calls", "err", "obs", "copies", "acted/not"):
         out.add_column(name, justify="right", no_wrap=True)
     for g in table.to_dict("records"):
         out.add_row(
@@ -63,7 +73,6 @@ def tool_use_summary(table: pd.DataFrame) -> Table:
             _pct(float(g["tool_error_rate"])),
             _pct(float(g["observed"])),
             f"{g['copies_per_sample']:.1f}",
-            f"{g['cut_turns']} ({g['cut_actions']})",
             _acted_vs_not(g),
         )
     return out

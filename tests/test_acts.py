@@ -284,3 +284,14 @@ def test_an_input_the_grammar_closed_runs_and_the_agent_is_told_it_was_cut() -> 
     plain = tool_reply(text=text)
     trace, backend = run(SingleAgent(harness="act"), QA, plain, answer("289"))
     assert "ran as far as it got" not in (trace.steps[0].observation or "")
+
+
+def test_how_the_budget_ended_a_turn() -> None:
+    from slmscope.paradigms.harness import budget_end
+
+    assert budget_end('<think>t</think><action>{"tool": "python"', "length", None) == "action"
+    assert budget_end("<think>a thought that runs on", "length", None) == "reply"
+    assert budget_end("<final_answer>28", "length", None) == "reply"
+    assert budget_end("<final_answer>28</final_answer>", "length", None) is None  # just in time
+    assert budget_end("<final_answer>28</final_answer>", "stop", None) is None
+    assert budget_end("<action>{}</action>", "stop", "input") == "input"

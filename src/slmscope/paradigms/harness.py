@@ -325,7 +325,9 @@ def budget_end(text: str, finish_reason: str | None, closed: str | None) -> str 
         return closed
     if finish_reason != "length":
         return None
-    return "action" if "<action>" in text and "</action>" not in text else "reply"
+    if "<action>" in text and "</action>" not in text:
+        return "action"
+    return None if "</final_answer>" in text or "</action>" in text else "reply"  # ended in time
 
 
 CUT_AGAIN = " The same reply was cut off again. Write your own final answer to the task now."
